@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need when it is missing: npm dependencies, a build of src/,
+# and Debian's etcd server and client. Safe to run again; does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "etcd is missing: run 'sudo apt-get install -y etcd-server etcd-client'" >&2
+    exit 1
+  fi
+  echo "installing etcd-server and etcd-client with apt-get" >&2
+  (apt-get install -y etcd-server etcd-client >/dev/null 2>&1) ||
+    (apt-get update >/dev/null && apt-get install -y etcd-server etcd-client >/dev/null)
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+npm run -s build

@@ -1,0 +1,38 @@
+// The one error type of Baton. Callers branch on `code`, never on message text; the HTTP and gRPC
+// status of each code live in exactly one table per surface (adapters/http, adapters/grpc).
+
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'NOT_SUPERVISOR'
+  | 'FENCED'
+  | 'STALE_TERM'
+  | 'HEAD_BEHIND'
+  | 'HEAD_MISMATCH'
+  | 'MISCONFIGURED'
+  | 'LEASE_EXPIRED'
+  | 'NOT_ACTIVE'
+  | 'ALREADY_ACTIVE'
+  | 'BAD_TICKET'
+  | 'STORE_UNAVAILABLE'
+  | 'NODE_UNREACHABLE'
+  | 'UNAVAILABLE'
+  | 'PAUSED'
+  | 'INTERNAL';
+
+export class BatonError extends Error {
+  override readonly name = 'BatonError';
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function isBatonError(err: unknown, code?: ErrorCode): err is BatonError {
+  return err instanceof BatonError && (code === undefined || err.code === code);
+}
