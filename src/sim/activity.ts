@@ -20,6 +20,8 @@ export type ActivityEntry =
   | (Base & { ev: 'active-from'; term: string; head: number })
   | (Base & { ev: 'active-until'; term: string; head: number; reason: ActiveUntilReason })
   | (Base & { ev: 'block'; term: string; number: number; hash: string; parent: string })
-  | (Base & { ev: 'rejected'; rpc: string; term?: string; code: string; reason: string });
+  | (Base & { ev: 'rejected'; rpc: string; term?: string; code: string; reason: string })
+  // A standby dropped its own blocks above `ancestor` to adopt a peer's branch with a higher term.
+  | (Base & { ev: 'reorg'; ancestor: number; droppedHead: number; droppedHash: string });
 
 export type ActivityEvent = ActivityEntry['ev'];
