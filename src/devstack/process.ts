@@ -51,10 +51,12 @@ export class ManagedProcess {
       child.on('exit', (code, signal) => {
         this.exitedFlag = true;
         live.delete(this);
-        this.log?.end();
         resolve({ code, signal });
       });
     });
+    // Output can still arrive after 'exit'; ending the log only once stdio closed avoids a
+    // write-after-end error (an uncaught exception) and keeps the last lines.
+    child.on('close', () => this.log?.end());
     live.add(this);
     installExitHook();
   }
