@@ -1,0 +1,128 @@
+// What the core needs from the outside world, as narrow interfaces. Adapters implement them
+// (adapters/etcd, adapters/node); tests use fakes that pass the same contract suite.
+import type { ChainSpec, LeaderRecord, NodeSpec, TermRecord, UnsafeHead } from './chain.js';
+import type { NodeReport } from './observation.js';
+import type { Term } from './term.js';
+
+/** Monotonic milliseconds for decisions, wall milliseconds for records. */
+export interface Clock {
+  monoMs(): number;
+  wallMs(): number;
+}
+
+/**
+ * Proof that this replica supervises a chain: its own election key and that key's create
+ * revision. Every fenced write compares both, so a deposed supervisor cannot write.
+ */
+export interface SupervisionFence {
+  readonly chainId: string;
+  readonly replicaId: string;
+  readonly key: string;
+  readonly createRevision: bigint;
+}
+
+/** One consistent read of everything the supervisor needs about a chain. */
+export interface ChainState {
+  readonly spec: ChainSpec;
+  readonly leader: LeaderRecord | undefined;
+  readonly head: UnsafeHead | undefined;
+  /** Mod revision of the head key (0n when absent); recordHead compares it. */
+  readonly headRevision: bigint;
+  /** Replica id that holds the chain's supervisor key, if any. */
+  readonly supervisor: string | undefined;
+}
+
+export interface FleetSettings {
+  readonly autoFailover: boolean;
+  readonly maxConcurrentFailovers: number;
+}
+
+export interface NewLeader {
+  readonly nodeId: string;
+  readonly reason: string;
+  readonly fromHead: number;
+  readonly mode: LeaderRecord['mode'];
+}
+
+export interface ChainStore {
+  putSpec(spec: ChainSpec): Promise<void>;
+  getSpec(chainId: string): Promise<ChainSpec | undefined>;
+  listSpecs(): Promise<ChainSpec[]>;
+  /** Removes the spec and the chain's state; false when it did not exist. */
+  deleteChain(chainId: string): Promise<boolean>;
+  read(chainId: string): Promise<ChainState | undefined>;
+  /**
+   * Writes a new leader record in one txn that compares the supervisor key (fence) and the
+   * current leader term (undefined: no leader yet), and appends the history entry in the same
+   * txn. Returns the new term (the txn's revision). FENCED when the fence no longer holds,
+   * CONFLICT when the leader changed since it was read.
+   */
+  writeLeader(fence: SupervisionFence, expected: Term | undefined, next: NewLeader, history: Omit<TermRecord, 'term'>): Promise<Term>;
+  /**
+   * Records a newer unsafe head, fenced on the supervisor key and the leader term, and on the head
+   * revision read before (no lost update). A head not above the recorded one is refused
+   * (CONFLICT); never goes back.
+   */
+  recordHead(fence: SupervisionFence, term: Term, expectedHeadRevision: bigint, head: UnsafeHead): Promise<bigint>;
+  history(chainId: string, limit: number): Promise<TermRecord[]>;
+  getFleetSettings(): Promise<FleetSettings>;
+  putFleetSettings(settings: FleetSettings): Promise<void>;
+}
+
+/** Schedules a callback after `ms` (monotonic); returns a cancel function. */
+export interface Scheduler {
+  after(ms: number, fn: () => void): () => void;
+}
+
+/** Structured log lines: fields first, a short stable message second (pino's signature). */
+export interface Log {
+  debug(fields: object, msg: string): void;
+  info(fields: object, msg: string): void;
+  warn(fields: object, msg: string): void;
+  error(fields: object, msg: string): void;
+}
+
+export interface StartGrant {
+  readonly chainId: string;
+  readonly term: Term;
+  readonly ttlMs: number;
+  /** The recorded unsafe head the node must hold before it produces. */
+  readonly head: UnsafeHead | undefined;
+  readonly reason: string;
+}
+
+/**
+ * Commands to a chain's nodes. Every call has its own deadline (`deadlineMs` of the adapter) and
+ * rejects with a BatonError: NODE_UNREACHABLE, STALE_TERM, HEAD_BEHIND, HEAD_MISMATCH,
+ * MISCONFIGURED, LEASE_EXPIRED, NOT_ACTIVE, ALREADY_ACTIVE.
+ */
+export interface NodeControl {
+  readonly deadlineMs: number;
+  health(node: NodeSpec): Promise<NodeReport>;
+  start(node: NodeSpec, grant: StartGrant): Promise<void>;
+  renew(node: NodeSpec, term: Term, ttlMs: number): Promise<void>;
+  stop(node: NodeSpec, term: Term, reason: string): Promise<void>;
+}
+
+/** The proof that this replica is alive in etcd (its lease), checked before every action. */
+export interface ReplicaProof {
+  provenUntilMs(): number;
+}
+
+/** Fleet-wide cap on concurrent failovers; resolves undefined when every slot is taken. */
+export interface FailoverSlots {
+  acquire(): Promise<(() => Promise<void>) | undefined>;
+}
+
+/** Supervisor election per chain, under this replica's one etcd lease. */
+export interface Supervision {
+  readonly replicaId: string;
+  /** Takes the chain's supervisor key if nobody holds it; undefined when someone does. */
+  acquire(chainId: string): Promise<SupervisionFence | undefined>;
+  /** Gives the key up, only if it is still ours. */
+  release(fence: SupervisionFence): Promise<void>;
+  /** Replica ids currently registered (alive) in etcd. */
+  liveReplicas(): Promise<string[]>;
+  /** chain id → replica id holding its supervisor key. */
+  holders(): Promise<Map<string, string>>;
+}

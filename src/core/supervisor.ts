@@ -1,0 +1,438 @@
+// The control loop of one chain on the replica that supervises it. Probe results and store
+// changes only update state and wake the loop; the loop runs one action at a time (single flight:
+// overlapping actions would reorder commands at a node), asks the pure `decide` what to do next,
+// and logs the decision's one-line reason whenever it changes.
+import type { ChainSpec, LeaderRecord, NodeSpec, UnsafeHead } from './chain.js';
+import { decide, type Action, type ChainSnapshot, type Decision } from './decide.js';
+import { isBatonError } from './errors.js';
+import { observeFailure, observeSuccess } from './observe.js';
+import type { NodeObservation } from './observation.js';
+import type {
+  ChainState,
+  ChainStore,
+  Clock,
+  FailoverSlots,
+  FleetSettings,
+  Log,
+  NodeControl,
+  ReplicaProof,
+  Scheduler,
+  SupervisionFence,
+} from './ports.js';
+import type { Term } from './term.js';
+
+export interface SupervisorDeps {
+  readonly fence: SupervisionFence;
+  readonly store: ChainStore;
+  readonly nodes: NodeControl;
+  readonly clock: Clock;
+  readonly scheduler: Scheduler;
+  readonly proof: ReplicaProof;
+  readonly slots: FailoverSlots;
+  readonly fleet: () => FleetSettings;
+  readonly log: Log;
+  readonly onEvent?: (event: SupervisorEvent) => void;
+}
+
+export type SupervisorEvent =
+  | { kind: 'decision'; chainId: string; reason: string }
+  | { kind: 'leader-changed'; chainId: string; from: string | undefined; to: string; term: Term; reason: string }
+  | { kind: 'leader-producing'; chainId: string; nodeId: string; term: Term; headNumber: number; sinceDetectMs: number | undefined };
+
+export interface SupervisorStatus {
+  readonly chainId: string;
+  readonly lastReason: string;
+  readonly nodes: ReadonlyMap<string, NodeObservation>;
+  readonly state: ChainState | undefined;
+  readonly lastFailoverAtMs: number | undefined;
+}
+
+/** How often a healthy active's lease is renewed, as a fraction of its TTL. */
+const RENEW_FRACTION = 0.2;
+/** Full re-read of the chain from etcd at least this often, whatever the watch says. */
+const RESYNC_MS = 5000;
+
+export class ChainSupervisor {
+  private state: ChainState | undefined;
+  private stateReadAtMs = -Infinity;
+  private storeDirty = true;
+  private observations = new Map<string, NodeObservation>();
+  /** Latest instant each node's lease could be valid, from every grant this replica sent. */
+  private leaseBound = new Map<string, number>();
+  private lastGrantOkSentMs: number | undefined;
+  private leaderHasProduced = false;
+  private lastFailoverAtMs: number | undefined;
+  private detectedAtMs: number | undefined;
+  private releaseSlot: (() => Promise<void>) | undefined;
+  private lastReason = '';
+  private running = false;
+  private dirty = false;
+  private stopped = false;
+  private probing = false;
+  private cancelProbe: (() => void) | undefined;
+  private cancelWake: (() => void) | undefined;
+  private readonly acquiredAtMs: number;
+
+  constructor(
+    private spec: ChainSpec,
+    private readonly deps: SupervisorDeps,
+  ) {
+    this.acquiredAtMs = deps.clock.monoMs();
+  }
+
+  get chainId(): string {
+    return this.spec.id;
+  }
+
+  start(): void {
+    this.deps.log.info({ chain: this.chainId, supervisor: this.deps.fence.replicaId }, 'supervising chain');
+    this.probeRound();
+  }
+
+  /** Stops acting at once; an action in flight finishes but every later write is fenced anyway. */
+  async stop(why: string): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.cancelProbe?.();
+    this.cancelWake?.();
+    this.deps.log.info({ chain: this.chainId, why }, 'stopped supervising chain');
+    await this.releaseFailoverSlot();
+  }
+
+  /** The chain's keys changed in etcd (spec edited, or a write of ours echoed back). */
+  storeChanged(): void {
+    this.storeDirty = true;
+    this.wake();
+  }
+
+  status(): SupervisorStatus {
+    return {
+      chainId: this.chainId,
+      lastReason: this.lastReason,
+      nodes: new Map(this.observations),
+      state: this.state,
+      lastFailoverAtMs: this.lastFailoverAtMs,
+    };
+  }
+
+  private now(): number {
+    return this.deps.clock.monoMs();
+  }
+
+  private proven(): boolean {
+    return this.now() < this.deps.proof.provenUntilMs();
+  }
+
+  // ---- probes ------------------------------------------------------------------------------
+
+  private probeRound(): void {
+    if (this.stopped) return;
+    this.cancelProbe = this.deps.scheduler.after(this.spec.policy.probeIntervalMs, () => this.probeRound());
+    if (this.probing) return; // the previous round is still waiting on a slow node
+    this.probing = true;
+    void Promise.all(this.spec.nodes.map((node) => this.probe(node))).finally(() => {
+      this.probing = false;
+      this.wake();
+    });
+  }
+
+  private async probe(node: NodeSpec): Promise<void> {
+    try {
+      const report = await this.deps.nodes.health(node);
+      this.observations.set(node.id, observeSuccess(this.observations.get(node.id), node.id, report, this.now()));
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      this.observations.set(node.id, observeFailure(this.observations.get(node.id), node.id, msg, this.now()));
+    }
+  }
+
+  // ---- the loop ----------------------------------------------------------------------------
+
+  private wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.dirty = true;
+      return;
+    }
+    this.running = true;
+    void this.loop().finally(() => {
+      this.running = false;
+    });
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.dirty = false;
+      if (this.stopped) return;
+      if (!this.proven()) {
+        this.note('self-fenced: cannot prove this replica is alive in etcd; not acting');
+        return;
+      }
+      try {
+        await this.refreshState();
+        if (!this.state) {
+          this.note('chain no longer exists in etcd');
+          return;
+        }
+        this.trackLeaderProgress();
+        const decision = decide(this.snapshot(this.state));
+        this.note(decision.reason, decision);
+        for (const action of decision.actions) {
+          if (this.stopped || !this.proven()) break;
+          await this.execute(action);
+        }
+      } catch (err) {
+        this.handleError(err);
+      }
+    } while (this.dirty && !this.stopped);
+  }
+
+  private async refreshState(): Promise<void> {
+    if (!this.storeDirty && this.now() - this.stateReadAtMs < RESYNC_MS) return;
+    this.storeDirty = false;
+    const state = await this.deps.store.read(this.chainId);
+    this.stateReadAtMs = this.now();
+    const prevTerm = this.state?.leader?.term;
+    this.state = state;
+    if (state) this.spec = state.spec;
+    if (state?.leader?.term !== prevTerm) this.leaderHasProduced = false;
+  }
+
+  private snapshot(state: ChainState): ChainSnapshot {
+    const leader = state.leader;
+    const now = this.now();
+    let oldLeasesEndMs = this.inheritedLeaseEndMs();
+    for (const [nodeId, bound] of this.leaseBound) {
+      if (nodeId !== leader?.nodeId) oldLeasesEndMs = Math.max(oldLeasesEndMs, bound);
+    }
+    const fleet = this.deps.fleet();
+    return {
+      spec: state.spec,
+      leader,
+      head: state.head,
+      nodes: this.observations,
+      nowMs: now,
+      lease: {
+        oldLeasesEndMs,
+        lastGrantSentMs: this.lastGrantOkSentMs,
+        renewIntervalMs: Math.max(1, Math.floor(state.spec.policy.leaseTtlMs * RENEW_FRACTION)),
+      },
+      lastFailoverAtMs: this.lastFailoverAtMs,
+      leaderHasProduced: this.leaderHasProduced,
+      paused: false,
+      autoFailover: fleet.autoFailover,
+    };
+  }
+
+  /** A grant sent by the previous supervisor cannot outlive our takeover by more than this. */
+  private inheritedLeaseEndMs(): number {
+    return this.acquiredAtMs + this.deps.nodes.deadlineMs + this.spec.policy.leaseTtlMs;
+  }
+
+  /** Notices the first block of a new leader (the end of a failover) and releases its slot. */
+  private trackLeaderProgress(): void {
+    const leader = this.state?.leader;
+    if (!leader || this.leaderHasProduced) return;
+    const report = this.observations.get(leader.nodeId)?.report;
+    if (!report || !report.producing || report.term !== leader.term) return;
+    this.leaderHasProduced = true;
+    const sinceDetectMs = this.detectedAtMs === undefined ? undefined : this.now() - this.detectedAtMs;
+    this.detectedAtMs = undefined;
+    this.deps.log.info(
+      { chain: this.chainId, node: leader.nodeId, term: leader.term.toString(), head: report.headNumber, sinceDetectMs },
+      'leader producing',
+    );
+    this.emit({ kind: 'leader-producing', chainId: this.chainId, nodeId: leader.nodeId, term: leader.term, headNumber: report.headNumber, sinceDetectMs });
+    void this.releaseFailoverSlot();
+  }
+
+  private note(reason: string, decision?: Decision): void {
+    if (reason === this.lastReason) return;
+    this.lastReason = reason;
+    const acting = decision !== undefined && decision.actions.some((a) => a.kind !== 'renew' && a.kind !== 'record-head');
+    this.deps.log[acting ? 'info' : 'debug']({ chain: this.chainId }, reason);
+    this.emit({ kind: 'decision', chainId: this.chainId, reason });
+    // Sleep until the next instant at which waiting could end (old leases), if that is sooner
+    // than the next probe round.
+    this.cancelWake?.();
+    const state = this.state;
+    if (state) {
+      const wait = this.snapshot(state).lease.oldLeasesEndMs - this.now();
+      if (wait > 0 && wait < 60_000) this.cancelWake = this.deps.scheduler.after(wait + 1, () => this.wake());
+    }
+  }
+
+  private emit(event: SupervisorEvent): void {
+    this.deps.onEvent?.(event);
+  }
+
+  private handleError(err: unknown): void {
+    if (isBatonError(err, 'FENCED')) {
+      this.deps.log.warn({ chain: this.chainId, err: err.message }, 'write fenced: no longer the supervisor');
+      void this.stop('fenced');
+      return;
+    }
+    if (isBatonError(err, 'CONFLICT')) {
+      this.storeDirty = true; // someone else changed the chain: read again and decide again
+      this.dirty = true;
+      this.deps.log.info({ chain: this.chainId, err: err.message }, 'conflict; re-reading chain');
+      return;
+    }
+    this.storeDirty = true;
+    this.deps.log.warn({ chain: this.chainId, err: err instanceof Error ? err.message : String(err) }, 'action failed');
+  }
+
+  // ---- actions -----------------------------------------------------------------------------
+
+  private async execute(action: Action): Promise<void> {
+    switch (action.kind) {
+      case 'elect':
+        return this.writeLeader(undefined, action.nodeId, `elected: ${this.lastReason}`);
+      case 'failover':
+        return this.failover(action.from, action.to);
+      case 'start':
+        return this.startLeader(action.nodeId, action.term);
+      case 'renew':
+        return this.renew(action.nodeId, action.term);
+      case 'stop':
+        return this.stopNodes(action.nodeIds, action.term, 'not the leader');
+      case 'record-head':
+        return this.recordHead(action.nodeId, action.headNumber, action.headHash);
+    }
+  }
+
+  private node(nodeId: string): NodeSpec {
+    const node = this.spec.nodes.find((n) => n.id === nodeId);
+    if (!node) throw new Error(`node ${nodeId} is not in the spec of ${this.chainId}`);
+    return node;
+  }
+
+  private async failover(from: string, to: string): Promise<void> {
+    const release = await this.deps.slots.acquire();
+    if (!release) {
+      this.note(`fleet-wide cap on concurrent failovers reached; ${from} stays leader for now`);
+      return;
+    }
+    await this.releaseFailoverSlot();
+    this.releaseSlot = release;
+    this.detectedAtMs = this.now();
+    this.lastFailoverAtMs = this.now();
+    await this.writeLeader(this.state?.leader, to, `failover from ${from}: ${this.lastReason}`);
+  }
+
+  /** The fenced txn that makes a new term, then a stop under it to every other node. */
+  private async writeLeader(previous: LeaderRecord | undefined, to: string, reason: string): Promise<void> {
+    const state = this.state;
+    const fromHead = state?.head?.number ?? 0;
+    const term = await this.deps.store.writeLeader(
+      this.deps.fence,
+      previous?.term,
+      { nodeId: to, reason, fromHead, mode: this.spec.policy.fencingMode },
+      {
+        nodeId: to,
+        previousNodeId: previous?.nodeId,
+        previousTerm: previous?.term,
+        fromHead,
+        reason,
+        atMs: this.deps.clock.wallMs(),
+        supervisor: this.deps.fence.replicaId,
+        durationMs: undefined,
+      },
+    );
+    this.deps.log.info(
+      { chain: this.chainId, from: previous?.nodeId, to, term: term.toString(), fromHead, reason },
+      'leader changed',
+    );
+    this.emit({ kind: 'leader-changed', chainId: this.chainId, from: previous?.nodeId, to, term, reason });
+    this.lastGrantOkSentMs = undefined;
+    this.storeDirty = true;
+    this.dirty = true;
+    // Tell every other node about the new term at once: a node that has seen it refuses the old
+    // term, and one that confirms it stopped need not be waited out.
+    const others = this.spec.nodes.filter((n) => n.id !== to).map((n) => n.id);
+    await this.stopNodes(others, term, `new term ${term} for ${to}`);
+    this.probeNow();
+  }
+
+  private async stopNodes(nodeIds: readonly string[], term: Term, reason: string): Promise<void> {
+    await Promise.all(
+      nodeIds.map(async (id) => {
+        try {
+          await this.deps.nodes.stop(this.node(id), term, reason);
+        } catch (err) {
+          this.deps.log.debug({ chain: this.chainId, node: id, err: String(err) }, 'stop failed');
+        }
+      }),
+    );
+  }
+
+  private async startLeader(nodeId: string, term: Term): Promise<void> {
+    const ttlMs = this.spec.policy.leaseTtlMs;
+    const sentAt = this.grantSent(nodeId);
+    try {
+      await this.deps.nodes.start(this.node(nodeId), {
+        chainId: this.chainId,
+        term,
+        ttlMs,
+        head: this.state?.head,
+        reason: this.lastReason,
+      });
+      this.lastGrantOkSentMs = sentAt;
+      this.deps.log.info({ chain: this.chainId, node: nodeId, term: term.toString(), head: this.state?.head?.number }, 'leader started');
+    } catch (err) {
+      if (isBatonError(err, 'ALREADY_ACTIVE')) {
+        this.lastGrantOkSentMs = sentAt;
+        return;
+      }
+      this.deps.log.warn({ chain: this.chainId, node: nodeId, term: term.toString(), err: String(err) }, 'start refused');
+    }
+    this.probeNow();
+  }
+
+  private async renew(nodeId: string, term: Term): Promise<void> {
+    const sentAt = this.grantSent(nodeId);
+    try {
+      await this.deps.nodes.renew(this.node(nodeId), term, this.spec.policy.leaseTtlMs);
+      this.lastGrantOkSentMs = sentAt;
+    } catch (err) {
+      this.deps.log.warn({ chain: this.chainId, node: nodeId, term: term.toString(), err: String(err) }, 'renewal failed');
+      this.probeNow();
+    }
+  }
+
+  /** Records that a grant is about to be sent: the node's lease can last until send + deadline + TTL. */
+  private grantSent(nodeId: string): number {
+    const sentAt = this.now();
+    const bound = sentAt + this.deps.nodes.deadlineMs + this.spec.policy.leaseTtlMs;
+    this.leaseBound.set(nodeId, Math.max(this.leaseBound.get(nodeId) ?? 0, bound));
+    return sentAt;
+  }
+
+  private async recordHead(nodeId: string, headNumber: number, headHash: string): Promise<void> {
+    const state = this.state;
+    const leader = state?.leader;
+    if (!state || !leader || leader.nodeId !== nodeId) return;
+    const head: UnsafeHead = {
+      number: headNumber,
+      hash: headHash,
+      parentHash: '',
+      term: leader.term,
+      nodeId,
+      l1Origin: '',
+      timestamp: Math.floor(this.deps.clock.wallMs() / 1000),
+    };
+    const revision = await this.deps.store.recordHead(this.deps.fence, leader.term, state.headRevision, head);
+    this.state = { ...state, head, headRevision: revision };
+  }
+
+  private probeNow(): void {
+    if (this.stopped) return;
+    void Promise.all(this.spec.nodes.map((node) => this.probe(node))).finally(() => this.wake());
+  }
+
+  private async releaseFailoverSlot(): Promise<void> {
+    const release = this.releaseSlot;
+    this.releaseSlot = undefined;
+    if (release) await release().catch(() => undefined);
+  }
+}
