@@ -1,0 +1,59 @@
+// The one table from domain error codes to HTTP status, and the error body every route returns:
+// {code, message, details, requestId}. Clients branch on `code`.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { BatonError, type ErrorCode } from '../../core/errors.js';
+
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  INVALID_ARGUMENT: 400,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  NOT_SUPERVISOR: 409,
+  FENCED: 409,
+  STALE_TERM: 409,
+  HEAD_BEHIND: 409,
+  HEAD_MISMATCH: 409,
+  MISCONFIGURED: 409,
+  LEASE_EXPIRED: 409,
+  NOT_ACTIVE: 409,
+  ALREADY_ACTIVE: 409,
+  BAD_TICKET: 409,
+  PAUSED: 409,
+  STORE_UNAVAILABLE: 503,
+  NODE_UNREACHABLE: 503,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  details: Record<string, unknown>;
+  requestId: string;
+}
+
+export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
+  let body: ErrorBody;
+  let status: number;
+  if (err instanceof BatonError) {
+    status = HTTP_STATUS[err.code];
+    body = { code: err.code, message: err.message, details: err.details, requestId: req.id };
+  } else if ('validation' in err && err.validation) {
+    status = 400;
+    body = {
+      code: 'INVALID_ARGUMENT',
+      message: err.message,
+      details: { validation: err.validation },
+      requestId: req.id,
+    };
+  } else if ('statusCode' in err && typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+    // Fastify's own client errors: bad JSON, wrong content type, body too large.
+    status = err.statusCode;
+    const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'INVALID_ARGUMENT';
+    body = { code, message: err.message, details: {}, requestId: req.id };
+  } else {
+    status = 500;
+    req.log.error({ err }, 'unhandled error');
+    body = { code: 'INTERNAL', message: 'internal error', details: {}, requestId: req.id };
+  }
+  void reply.status(status).send(body);
+}

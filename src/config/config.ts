@@ -1,0 +1,169 @@
+// The service configuration: one schema, loaded once (file, then environment on top), validated,
+// frozen. Bad or contradictory values refuse to start with a message naming the field.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+
+export interface Config {
+  readonly replicaId: string;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly etcd: {
+    readonly endpoints: readonly string[];
+    readonly prefix: string;
+    /** Deadline of every unary etcd call. */
+    readonly callDeadlineMs: number;
+  };
+  readonly replica: {
+    /** TTL of this replica's one etcd lease (supervisor keys, registry). */
+    readonly leaseTtlS: number;
+    /** Stop acting this long before the lease could expire (send time of last acked keepalive + TTL − margin). */
+    readonly fenceMarginMs: number;
+    /** A free chain not taken by its preferred owner within this long is taken by anyone. */
+    readonly takeoverGraceMs: number;
+    readonly resyncMs: number;
+  };
+  readonly node: {
+    /** Deadline of every node RPC; also part of every lease bound (send + deadline + TTL). */
+    readonly rpcDeadlineMs: number;
+  };
+  readonly http: { readonly host: string; readonly port: number };
+  /** Chains declared at startup (JSON array of chain specs), applied with PUT semantics. */
+  readonly chainsFile: string | undefined;
+}
+
+export type ConfigInput = { [K in keyof Config]?: Config[K] extends object ? Record<string, unknown> | unknown[] : unknown };
+
+const DEFAULTS = {
+  logLevel: 'info',
+  etcd: { endpoints: ['http://127.0.0.1:2379'], prefix: '/baton/', callDeadlineMs: 2000 },
+  replica: { leaseTtlS: 3, fenceMarginMs: 500, takeoverGraceMs: 2000, resyncMs: 5000 },
+  node: { rpcDeadlineMs: 250 },
+  http: { host: '127.0.0.1', port: 8080 },
+};
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Environment variables that override the file, and the field each sets. */
+const ENV: Record<string, string> = {
+  BATON_REPLICA_ID: 'replicaId',
+  BATON_LOG_LEVEL: 'logLevel',
+  BATON_ETCD_ENDPOINTS: 'etcd.endpoints',
+  BATON_ETCD_PREFIX: 'etcd.prefix',
+  BATON_ETCD_DEADLINE_MS: 'etcd.callDeadlineMs',
+  BATON_REPLICA_LEASE_TTL_S: 'replica.leaseTtlS',
+  BATON_FENCE_MARGIN_MS: 'replica.fenceMarginMs',
+  BATON_TAKEOVER_GRACE_MS: 'replica.takeoverGraceMs',
+  BATON_NODE_DEADLINE_MS: 'node.rpcDeadlineMs',
+  BATON_HTTP_HOST: 'http.host',
+  BATON_HTTP_PORT: 'http.port',
+  BATON_CHAINS_FILE: 'chainsFile',
+};
+
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, string> }): Config {
+  let raw: Record<string, unknown> = {};
+  if (opts.file) {
+    try {
+      raw = JSON.parse(readFileSync(opts.file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${opts.file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  const flat: Record<string, string> = {};
+  for (const [name, field] of Object.entries(ENV)) {
+    const v = opts.env?.[name];
+    if (v !== undefined && v !== '') flat[field] = v;
+  }
+  Object.assign(flat, opts.overrides ?? {});
+  for (const [field, value] of Object.entries(flat)) setPath(raw, field, value);
+  return parseConfig(raw);
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: string): void {
+  const parts = path.split('.');
+  let cur = obj;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+export function parseConfig(raw: Record<string, unknown>): Config {
+  const known = new Set(['replicaId', 'logLevel', 'etcd', 'replica', 'node', 'http', 'chainsFile']);
+  for (const k of Object.keys(raw)) if (!known.has(k)) throw new ConfigError(`${k}: unknown setting`);
+  const section = (name: keyof typeof DEFAULTS & string): Record<string, unknown> => {
+    const v = raw[name] ?? {};
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${name}: must be an object`);
+    const defaults = DEFAULTS[name] as Record<string, unknown>;
+    for (const k of Object.keys(v)) if (!(k in defaults)) throw new ConfigError(`${name}.${k}: unknown setting`);
+    return { ...defaults, ...(v as Record<string, unknown>) };
+  };
+  const etcd = section('etcd');
+  const replica = section('replica');
+  const node = section('node');
+  const http = section('http');
+
+  const logLevel = String(raw.logLevel ?? DEFAULTS.logLevel);
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`logLevel: "${logLevel}" is not one of debug, info, warn, error`);
+  const replicaId = String(raw.replicaId ?? `${hostname()}-${randomBytes(3).toString('hex')}`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(replicaId)) throw new ConfigError(`replicaId: "${replicaId}" must be 1-63 characters [A-Za-z0-9_.-]`);
+
+  const endpoints = typeof etcd.endpoints === 'string' ? etcd.endpoints.split(',').map((s) => s.trim()) : etcd.endpoints;
+  if (!Array.isArray(endpoints) || endpoints.length === 0 || !endpoints.every((e) => typeof e === 'string' && /^https?:\/\/[^/\s]+$/.test(e))) {
+    throw new ConfigError('etcd.endpoints: must be a non-empty list of http(s)://host:port URLs');
+  }
+  const prefix = String(etcd.prefix);
+  if (!/^\/([A-Za-z0-9_.-]+\/)*$/.test(prefix)) throw new ConfigError(`etcd.prefix: "${prefix}" must start and end with "/"`);
+
+  const int = (name: string, v: unknown, min: number, max: number): number => {
+    const n = typeof v === 'string' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: must be an integer in ${min}..${max}, got ${String(v)}`);
+    return n;
+  };
+  const cfg: Config = {
+    replicaId,
+    logLevel: logLevel as Config['logLevel'],
+    etcd: {
+      endpoints,
+      prefix,
+      callDeadlineMs: int('etcd.callDeadlineMs', etcd.callDeadlineMs, 100, 60_000),
+    },
+    replica: {
+      leaseTtlS: int('replica.leaseTtlS', replica.leaseTtlS, 2, 60),
+      fenceMarginMs: int('replica.fenceMarginMs', replica.fenceMarginMs, 50, 30_000),
+      takeoverGraceMs: int('replica.takeoverGraceMs', replica.takeoverGraceMs, 0, 600_000),
+      resyncMs: int('replica.resyncMs', replica.resyncMs, 100, 600_000),
+    },
+    node: { rpcDeadlineMs: int('node.rpcDeadlineMs', node.rpcDeadlineMs, 20, 60_000) },
+    http: { host: String(http.host), port: int('http.port', http.port, 0, 65535) },
+    chainsFile: raw.chainsFile === undefined ? undefined : String(raw.chainsFile),
+  };
+  // Contradictory timings.
+  const ttlMs = cfg.replica.leaseTtlS * 1000;
+  if (cfg.replica.fenceMarginMs >= ttlMs / 2) {
+    throw new ConfigError(`replica.fenceMarginMs: ${cfg.replica.fenceMarginMs} must be below half the lease TTL (${ttlMs / 2} ms)`);
+  }
+  if (cfg.etcd.callDeadlineMs >= ttlMs - cfg.replica.fenceMarginMs) {
+    throw new ConfigError(`etcd.callDeadlineMs: ${cfg.etcd.callDeadlineMs} must be below the lease TTL minus the fence margin (${ttlMs - cfg.replica.fenceMarginMs} ms)`);
+  }
+  return deepFreeze(cfg);
+}
+
+/**
+ * The shortest node lease that survives a supervisor crash: the dead replica's etcd lease must
+ * expire (TTL, plus up to 0.5 s of etcd's expiry sweep), the successor must see it (grace when it
+ * is not the preferred owner) and renew (one node deadline), with one renewal interval of slack.
+ */
+export function minNodeLeaseTtlMs(cfg: Config): number {
+  return cfg.replica.leaseTtlS * 1000 + 500 + cfg.node.rpcDeadlineMs * 2 + 500;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
