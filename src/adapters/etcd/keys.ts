@@ -1,0 +1,154 @@
+// Every etcd key Baton uses is built here, under one configurable prefix, so the layout can be read
+// (and changed) in one place. Layout, relative to the prefix (default `/baton/`):
+//
+//   chains/<id>/spec                     ChainSpec (JSON)
+//   chains/<id>/leader                   LeaderRecord without term; term = this key's mod revision
+//   chains/<id>/head                     UnsafeHead (JSON, bigints as decimal strings)
+//   chains/<id>/supervisor               replica id, under that replica's lease (election key)
+//   chains/<id>/history/<prev term, 20>  TermRecord of the term that FOLLOWED <prev term>
+//                                        (0…0 for the first leader); term = this key's mod revision
+//   fleet/settings                       FleetSettings (JSON)
+//   fleet/failover-slots/<n>             replica id, under its lease (fleet-wide failover cap)
+//   replicas/<replicaId>                 {id, startedAtMs, apiAddress?}, under the replica's lease
+//
+// Later additions (operations, idempotency keys, audit, intents) get their own top-level segment
+// or a new per-chain segment here; nothing outside this module concatenates key strings.
+import { BatonError } from '../../core/errors.js';
+
+export const DEFAULT_PREFIX = '/baton/';
+
+const CHAIN_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+// Replica ids end up in keys and in log lines; keep them to a safe, slash-free alphabet.
+const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const TERM_DIGITS = 20; // 2^64-1 has 20 decimal digits, so zero-padding keeps lexical = numeric order
+
+export function isValidChainId(id: string): boolean {
+  return CHAIN_ID.test(id);
+}
+
+export function assertChainId(id: string): void {
+  if (typeof id !== 'string' || !CHAIN_ID.test(id)) {
+    throw new BatonError('INVALID_ARGUMENT', `chain id ${JSON.stringify(id)} must match ${CHAIN_ID.source}`);
+  }
+}
+
+export function assertReplicaId(id: string): void {
+  if (typeof id !== 'string' || !REPLICA_ID.test(id)) {
+    throw new BatonError('INVALID_ARGUMENT', `replica id ${JSON.stringify(id)} must match ${REPLICA_ID.source}`);
+  }
+}
+
+/** The part of the chain keys after `chains/<id>/`. */
+export type ChainKeyKind = 'spec' | 'leader' | 'head' | 'supervisor' | 'history';
+
+export class EtcdKeys {
+  readonly prefix: string;
+
+  constructor(prefix: string = DEFAULT_PREFIX) {
+    // A prefix without the trailing slash would make `/baton` and `/batonx` overlap.
+    if (!prefix.endsWith('/') || prefix.length < 2) {
+      throw new BatonError('INVALID_ARGUMENT', `etcd key prefix ${JSON.stringify(prefix)} must end with '/'`);
+    }
+    this.prefix = prefix;
+  }
+
+  // ---- per chain ----
+
+  /** Range prefix of every chain's keys. */
+  chains(): string {
+    return `${this.prefix}chains/`;
+  }
+
+  /** Range prefix of one chain's keys; deleting it removes the chain entirely. */
+  chain(chainId: string): string {
+    assertChainId(chainId);
+    return `${this.chains()}${chainId}/`;
+  }
+
+  spec(chainId: string): string {
+    return `${this.chain(chainId)}spec`;
+  }
+
+  leader(chainId: string): string {
+    return `${this.chain(chainId)}leader`;
+  }
+
+  head(chainId: string): string {
+    return `${this.chain(chainId)}head`;
+  }
+
+  supervisor(chainId: string): string {
+    return `${this.chain(chainId)}supervisor`;
+  }
+
+  historyPrefix(chainId: string): string {
+    return `${this.chain(chainId)}history/`;
+  }
+
+  /**
+   * Key of the history entry written by the txn that replaced `previousTerm` (0n: the first
+   * leader). The new term is not known before the txn commits, but the previous one is, and a
+   * txn comparing the leader key to `previousTerm` can succeed only once: the key is unique, sorts
+   * like the new term, and its mod revision is the new term.
+   */
+  historyAfter(chainId: string, previousTerm: bigint): string {
+    if (previousTerm < 0n) throw new BatonError('INVALID_ARGUMENT', `term ${previousTerm} is negative`);
+    return `${this.historyPrefix(chainId)}${previousTerm.toString().padStart(TERM_DIGITS, '0')}`;
+  }
+
+  /** Chain id and kind of a key under chains/, or undefined for any other key. */
+  parseChainKey(key: string): { chainId: string; kind: ChainKeyKind } | undefined {
+    const base = this.chains();
+    if (!key.startsWith(base)) return undefined;
+    const [chainId, kind] = key.slice(base.length).split('/', 2);
+    if (chainId === undefined || kind === undefined || !CHAIN_ID.test(chainId)) return undefined;
+    if (kind === 'spec' || kind === 'leader' || kind === 'head' || kind === 'supervisor' || kind === 'history') {
+      return { chainId, kind };
+    }
+    return undefined;
+  }
+
+  // ---- fleet ----
+
+  fleetSettings(): string {
+    return `${this.prefix}fleet/settings`;
+  }
+
+  failoverSlots(): string {
+    return `${this.prefix}fleet/failover-slots/`;
+  }
+
+  failoverSlot(n: number): string {
+    if (!Number.isInteger(n) || n < 0) throw new BatonError('INVALID_ARGUMENT', `failover slot ${n} is not an index`);
+    return `${this.failoverSlots()}${n}`;
+  }
+
+  replicas(): string {
+    return `${this.prefix}replicas/`;
+  }
+
+  replica(replicaId: string): string {
+    assertReplicaId(replicaId);
+    return `${this.replicas()}${replicaId}`;
+  }
+
+  /** Replica id of a key under replicas/, or undefined. */
+  parseReplicaKey(key: string): string | undefined {
+    const base = this.replicas();
+    if (!key.startsWith(base)) return undefined;
+    const id = key.slice(base.length);
+    return REPLICA_ID.test(id) ? id : undefined;
+  }
+}
+
+/** range_end that makes a range (or delete) cover every key starting with `prefix`. */
+export function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if ((end[i] ?? 0xff) < 0xff) {
+      end[i] = (end[i] ?? 0) + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]); // all keys: only for a prefix of 0xff bytes, which ours never is
+}
