@@ -74,7 +74,7 @@ export class EtcdChainStore implements ChainStore {
   async deleteChain(chainId: string): Promise<boolean> {
     const res = await this.txn('delete chain', {
       compare: [compare.exists(this.keys.spec(chainId))],
-      success: [op.delPrefix(this.keys.chain(chainId))],
+      success: [op.delPrefix(this.keys.chain(chainId)), op.del(this.keys.supervisor(chainId))],
     });
     return res.succeeded;
   }

@@ -4,9 +4,10 @@
 //   chains/<id>/spec                     ChainSpec (JSON)
 //   chains/<id>/leader                   LeaderRecord without term; term = this key's mod revision
 //   chains/<id>/head                     UnsafeHead (JSON, bigints as decimal strings)
-//   chains/<id>/supervisor               replica id, under that replica's lease (election key)
 //   chains/<id>/history/<prev term, 20>  TermRecord of the term that FOLLOWED <prev term>
 //                                        (0…0 for the first leader); term = this key's mod revision
+//   supervisors/<id>                     replica id, under that replica's lease (election key); its
+//                                        own prefix so listing and watching supervisors stays cheap
 //   fleet/settings                       FleetSettings (JSON)
 //   fleet/failover-slots/<n>             replica id, under its lease (fleet-wide failover cap)
 //   replicas/<replicaId>                 {id, startedAtMs, apiAddress?}, under the replica's lease
@@ -39,7 +40,7 @@ export function assertReplicaId(id: string): void {
 }
 
 /** The part of the chain keys after `chains/<id>/`. */
-export type ChainKeyKind = 'spec' | 'leader' | 'head' | 'supervisor' | 'history';
+export type ChainKeyKind = 'spec' | 'leader' | 'head' | 'history';
 
 export class EtcdKeys {
   readonly prefix: string;
@@ -77,8 +78,22 @@ export class EtcdKeys {
     return `${this.chain(chainId)}head`;
   }
 
+  /** Range prefix of every chain's supervisor key. */
+  supervisors(): string {
+    return `${this.prefix}supervisors/`;
+  }
+
   supervisor(chainId: string): string {
-    return `${this.chain(chainId)}supervisor`;
+    assertChainId(chainId);
+    return `${this.supervisors()}${chainId}`;
+  }
+
+  /** Chain id of a supervisor key, or undefined for any other key. */
+  parseSupervisorKey(key: string): string | undefined {
+    const base = this.supervisors();
+    if (!key.startsWith(base)) return undefined;
+    const chainId = key.slice(base.length);
+    return CHAIN_ID.test(chainId) ? chainId : undefined;
   }
 
   historyPrefix(chainId: string): string {
@@ -102,7 +117,7 @@ export class EtcdKeys {
     if (!key.startsWith(base)) return undefined;
     const [chainId, kind] = key.slice(base.length).split('/', 2);
     if (chainId === undefined || kind === undefined || !CHAIN_ID.test(chainId)) return undefined;
-    if (kind === 'spec' || kind === 'leader' || kind === 'head' || kind === 'supervisor' || kind === 'history') {
+    if (kind === 'spec' || kind === 'leader' || kind === 'head' || kind === 'history') {
       return { chainId, kind };
     }
     return undefined;

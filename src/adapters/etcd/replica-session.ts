@@ -14,7 +14,7 @@ import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue, type Lease } from 'e
 import { BatonError } from '../../core/errors.js';
 import type { Clock, SupervisionFence } from '../../core/ports.js';
 import type { Logger } from '../telemetry/log.js';
-import { compare, etcdCall, firstKv, op, rangeKvs, selectUnderPrefix, toRevision, toStoreError } from './client.js';
+import { compare, etcdCall, firstKv, op, rangeKvs, toRevision, toStoreError } from './client.js';
 import { EtcdKeys, assertReplicaId } from './keys.js';
 import { PrefixWatch, type Subscription } from './watch.js';
 
@@ -313,10 +313,10 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
   /** chain id → replica id holding its supervisor key, as of one revision. */
   async holders(): Promise<Map<string, string>> {
     const keys = this.opts.keys;
-    const kvs = await selectUnderPrefix(this.opts.client, 'list supervisors', keys.chains(), (k) => keys.parseChainKey(k)?.kind === 'supervisor');
+    const res = await this.txn('list supervisors', { success: [op.getPrefix(keys.supervisors())] });
     const holders = new Map<string, string>();
-    for (const kv of kvs) {
-      const chainId = keys.parseChainKey(kv.key.toString())?.chainId;
+    for (const kv of rangeKvs(res.responses[0])) {
+      const chainId = keys.parseSupervisorKey(kv.key.toString());
       if (chainId !== undefined) holders.set(chainId, kv.value.toString());
     }
     return holders;
@@ -325,11 +325,10 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
   /** Supervisor keys appearing and vanishing, so a replica can campaign for a free chain at once. */
   watchSupervisors(cb: (change: SupervisorChange) => void): Promise<Subscription> {
     const keys = this.opts.keys;
-    // Supervisor keys share the chains/ prefix with heads and history; those events are dropped here.
-    return this.watch(keys.chains(), (type, kv) => {
-      const parsed = keys.parseChainKey(kv.key.toString());
-      if (parsed?.kind !== 'supervisor') return;
-      cb(type === 'put' ? { kind: 'held', chainId: parsed.chainId, holder: kv.value.toString() } : { kind: 'free', chainId: parsed.chainId });
+    return this.watch(keys.supervisors(), (type, kv) => {
+      const chainId = keys.parseSupervisorKey(kv.key.toString());
+      if (chainId === undefined) return;
+      cb(type === 'put' ? { kind: 'held', chainId, holder: kv.value.toString() } : { kind: 'free', chainId });
     }, () => cb({ kind: 'resync' }));
   }
 
