@@ -2,6 +2,7 @@
 const USAGE = `usage: baton <command> [options]
 
 commands:
+  serve   run a control-plane replica (REST API, supervision of chains)
   sim     run simulated sequencer nodes (ControlService + sim control)
   check   verify activity logs against the safety invariants
   help    show this text
@@ -11,6 +12,7 @@ Run \`baton <command> --help\` for the options of a command.`;
 type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./serve.js')).runServe,
   sim: async () => (await import('./sim.js')).runSim,
   check: async () => (await import('./check.js')).runCheck,
 };

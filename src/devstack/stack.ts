@@ -1,0 +1,163 @@
+// A whole Baton deployment on this machine, for scenario tests, the demo and benchmarks: a real
+// etcd (1 or 3 members), one `baton sim` process per simulated node (so each can be killed alone),
+// and N `baton serve` replicas, with the chains registered over REST. Everything is started as a
+// ManagedProcess and stopped by its PID.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChainPolicy } from '../core/chain.js';
+import { startBaton, type BatonApi, type BatonProcess, type ChainViewJson } from './baton.js';
+import { EtcdCluster } from './etcd.js';
+import { waitFor } from './process.js';
+import { startSim, wirePeers, type SimNodeHandle, type SimProcess } from './sim.js';
+
+export interface StackChain {
+  readonly id: string;
+  /** Node ids; each runs in its own `baton sim` process. */
+  readonly nodes: readonly string[];
+  readonly policy?: Partial<ChainPolicy>;
+}
+
+export interface StackOptions {
+  readonly dir: string;
+  readonly chains: readonly StackChain[];
+  readonly replicas: number;
+  readonly etcdMembers?: 1 | 3;
+  /** Block time of the simulated nodes (and the chains' policy). */
+  readonly blockTimeMs?: number;
+  /** Merged into every replica's config file. */
+  readonly batonConfig?: Record<string, unknown>;
+  readonly onBatonLine?: (replicaId: string, line: string) => void;
+}
+
+/** Timings that keep scenario tests short while staying consistent (see docs/benchmarks.md). */
+export const FAST_BATON_CONFIG = {
+  etcd: { callDeadlineMs: 1000 },
+  replica: { leaseTtlS: 2, fenceMarginMs: 500, takeoverGraceMs: 1000, resyncMs: 2000 },
+  node: { rpcDeadlineMs: 150 },
+};
+
+export const FAST_POLICY: Partial<ChainPolicy> = {
+  probeIntervalMs: 150,
+  failureThreshold: 3,
+  stallFactor: 5,
+  leaseTtlMs: 3300,
+  maxLagBlocks: 2,
+  antiFlapMs: 0,
+};
+
+interface SimEntry {
+  readonly chain: string;
+  readonly node: string;
+  process: SimProcess;
+}
+
+export class DevStack {
+  private constructor(
+    readonly opts: StackOptions,
+    readonly etcd: EtcdCluster,
+    private readonly sims: SimEntry[],
+    readonly replicas: BatonProcess[],
+  ) {}
+
+  static async start(opts: StackOptions): Promise<DevStack> {
+    mkdirSync(opts.dir, { recursive: true });
+    const etcd = await EtcdCluster.start({ members: opts.etcdMembers ?? 1 });
+    const stack = new DevStack(opts, etcd, [], []);
+    try {
+      const blockTimeMs = opts.blockTimeMs ?? 200;
+      for (const chain of opts.chains) {
+        const procs = await Promise.all(
+          chain.nodes.map((node) => startSim({ logDir: join(opts.dir, 'sim'), nodes: [{ chain: chain.id, node, blockTimeMs }] })),
+        );
+        chain.nodes.forEach((node, i) => stack.sims.push({ chain: chain.id, node, process: procs[i]! }));
+        await wirePeers(procs.map((p) => p.nodes[0]!));
+      }
+      for (let i = 0; i < opts.replicas; i++) await stack.startReplica(`r${i + 1}`);
+      for (const chain of opts.chains) {
+        const res = await stack.api().putChain(chain.id, {
+          nodes: chain.nodes.map((node) => ({ id: node, endpoint: stack.node(chain.id, node).address, zone: `z-${node}` })),
+          policy: { blockTimeMs, ...chain.policy },
+        });
+        if (res.status >= 300) throw new Error(`PUT /v1/chains/${chain.id}: ${res.status} ${JSON.stringify(res.body)}`);
+      }
+      return stack;
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
+  }
+
+  async startReplica(replicaId: string): Promise<BatonProcess> {
+    const existing = this.replicas.findIndex((r) => r.replicaId === replicaId);
+    const replica = await startBaton({
+      replicaId,
+      etcd: this.etcd.endpoints,
+      dir: this.opts.dir,
+      config: this.opts.batonConfig,
+      onLine: (line) => this.opts.onBatonLine?.(replicaId, line),
+    });
+    if (existing >= 0) this.replicas[existing] = replica;
+    else this.replicas.push(replica);
+    return replica;
+  }
+
+  replica(replicaId: string): BatonProcess {
+    const r = this.replicas.find((x) => x.replicaId === replicaId);
+    if (!r) throw new Error(`no replica ${replicaId}`);
+    return r;
+  }
+
+  /** The REST API of the first replica still running (any replica serves any request). */
+  api(except?: string): BatonApi {
+    const r = this.replicas.find((x) => x.process.running && x.replicaId !== except);
+    if (!r) throw new Error('no Baton replica is running');
+    return r.api;
+  }
+
+  node(chain: string, node: string): SimNodeHandle {
+    return this.simEntry(chain, node).process.nodes[0]!;
+  }
+
+  simProcess(chain: string, node: string): SimProcess {
+    return this.simEntry(chain, node).process;
+  }
+
+  private simEntry(chain: string, node: string): SimEntry {
+    const e = this.sims.find((s) => s.chain === chain && s.node === node);
+    if (!e) throw new Error(`no node ${chain}/${node}`);
+    return e;
+  }
+
+  /** Activity logs of every node ever started (for the checker). */
+  logFiles(): string[] {
+    return this.sims.map((s) => s.process.nodes[0]!.logFile);
+  }
+
+  logDir(): string {
+    return join(this.opts.dir, 'sim');
+  }
+
+  /** Polls the API until the chain has a leader producing under its term (other than `not`). */
+  async waitForProducingLeader(chain: string, timeoutMs: number, not?: string): Promise<{ nodeId: string; term: bigint; view: ChainViewJson }> {
+    return waitFor(
+      `a producing leader of ${chain}${not ? ` other than ${not}` : ''}`,
+      async () => {
+        const res = await this.api().getChain(chain);
+        const view = res.body;
+        const leader = view.leader;
+        if (res.status !== 200 || !leader || leader.nodeId === not) return undefined;
+        const node = view.nodes.find((n) => n.id === leader.nodeId);
+        if (!node?.producing || node.term !== leader.term) return undefined;
+        return { nodeId: leader.nodeId, term: BigInt(leader.term), view };
+      },
+      timeoutMs,
+      100,
+    );
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.replicas.map((r) => r.stop(3000).catch(() => undefined)));
+    await Promise.all(this.sims.map((s) => s.process.stop(3000).catch(() => undefined)));
+    await this.etcd.stop();
+  }
+}

@@ -1,0 +1,141 @@
+// One gRPC server per simulated node, on its own port, serving the node contract
+// (evnode.admin.v1.ControlService) and the simulator's SimService. The `hang` and `slow_ms` faults
+// act here, on ControlService only: SimService always answers, so tests can clear faults.
+import * as grpc from '@grpc/grpc-js';
+import { ERROR_CODE_KEY } from '../adapters/node/grpc.js';
+import type { Logger } from '../adapters/telemetry/log.js';
+import { BatonError, type ErrorCode } from '../core/errors.js';
+import { Faults, SimServiceService, type SimServiceServer } from '../gen/baton/sim/v1/sim.js';
+import { ControlServiceService, type ControlServiceServer } from '../gen/evnode/admin/v1/control.js';
+import { fromWire, toWire } from './chain.js';
+import type { SimNode } from './node.js';
+
+const S = grpc.status;
+
+/** The gRPC status of every error code: the one table of the node surface. */
+export const GRPC_STATUS: Readonly<Record<ErrorCode, grpc.status>> = {
+  INVALID_ARGUMENT: S.INVALID_ARGUMENT,
+  NOT_FOUND: S.NOT_FOUND,
+  CONFLICT: S.ABORTED,
+  NOT_SUPERVISOR: S.UNAVAILABLE,
+  FENCED: S.FAILED_PRECONDITION,
+  STALE_TERM: S.FAILED_PRECONDITION,
+  HEAD_BEHIND: S.FAILED_PRECONDITION,
+  HEAD_MISMATCH: S.FAILED_PRECONDITION,
+  MISCONFIGURED: S.FAILED_PRECONDITION,
+  LEASE_EXPIRED: S.FAILED_PRECONDITION,
+  NOT_ACTIVE: S.FAILED_PRECONDITION,
+  ALREADY_ACTIVE: S.ALREADY_EXISTS,
+  BAD_TICKET: S.FAILED_PRECONDITION,
+  STORE_UNAVAILABLE: S.UNAVAILABLE,
+  NODE_UNREACHABLE: S.UNAVAILABLE,
+  UNAVAILABLE: S.UNAVAILABLE,
+  PAUSED: S.FAILED_PRECONDITION,
+  INTERNAL: S.INTERNAL,
+};
+
+export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (err instanceof BatonError) {
+    metadata.set(ERROR_CODE_KEY, err.code);
+    return { code: GRPC_STATUS[err.code], details: err.message, metadata };
+  }
+  metadata.set(ERROR_CODE_KEY, 'INTERNAL');
+  return { code: S.INTERNAL, details: err instanceof Error ? err.message : String(err), metadata };
+}
+
+export interface NodeServer {
+  /** host:port the node listens on. */
+  readonly address: string;
+  /** Graceful close; calls still hanging (the `hang` fault) are cut after `graceMs`. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** How long a crashing node keeps its port open so that the SetFaults call itself is answered. */
+const CRASH_CLOSE_DELAY_MS = 20;
+
+export async function serveNode(node: SimNode, host: string, port: number, logger: Logger): Promise<NodeServer> {
+  const server = new grpc.Server();
+  server.addService(ControlServiceService, controlService(node));
+  server.addService(
+    SimServiceService,
+    simService(node, () => setTimeout(() => server.forceShutdown(), CRASH_CLOSE_DELAY_MS)),
+  );
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  const boundPort = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${hostPart}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
+  });
+  const address = `${hostPart}:${boundPort}`;
+  logger.debug({ address }, 'listening');
+  return {
+    address,
+    close: (graceMs = 500) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}
+
+function answer<Res>(callback: grpc.sendUnaryData<Res>, run: () => Res): void {
+  let res: Res;
+  try {
+    res = run();
+  } catch (err) {
+    callback(toServiceError(err));
+    return;
+  }
+  callback(null, res);
+}
+
+// The `hang` and `slow_ms` faults are read when a call arrives.
+function control<Req, Res>(node: SimNode, run: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const { hang, slowMs } = node.currentFaults;
+    if (hang) return; // never answered: the caller's deadline fires
+    if (slowMs > 0) setTimeout(() => answer(callback, () => run(call.request)), slowMs);
+    else answer(callback, () => run(call.request));
+  };
+}
+
+function controlService(node: SimNode): ControlServiceServer {
+  return {
+    startSequencer: control(node, (req) => node.startSequencer(req)),
+    stopSequencer: control(node, (req) => node.stopSequencer(req)),
+    prepareHandoff: control(node, (req) => node.prepareHandoff(req)),
+    completeHandoff: control(node, (req) => node.completeHandoff(req)),
+    health: control(node, () => node.health()),
+    status: control(node, () => node.status()),
+    renewLease: control(node, (req) => node.renewLease(req)),
+  };
+}
+
+function simService(node: SimNode, closeSoon: () => void): SimServiceServer {
+  return {
+    getBlocks: (call, callback) =>
+      answer(callback, () => {
+        const { blocks, headNumber } = node.blocksFrom(Number(call.request.fromNumber), call.request.max);
+        return { blocks: blocks.map(toWire), headNumber: BigInt(headNumber) };
+      }),
+    gossip: (call, callback) =>
+      answer(callback, () => ({ accepted: node.acceptGossip(call.request.blocks.map(fromWire)) })),
+    setFaults: (call, callback) => {
+      answer(callback, () => ({ faults: node.setFaults(call.request.faults ?? Faults.fromPartial({})) }));
+      if (node.crashed) closeSoon();
+    },
+    setPeers: (call, callback) =>
+      answer(callback, () => {
+        node.setPeers(call.request.peers);
+        return {};
+      }),
+    inspect: (_call, callback) => answer(callback, () => node.inspect()),
+  };
+}
