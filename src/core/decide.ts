@@ -165,7 +165,7 @@ function startWhenSafe(s: ChainSnapshot, leader: LeaderRecord, report: NodeRepor
   const { nodeId: id, term } = leader;
   const at = `${id} at head ${report.headNumber}, term ${term}`;
   if (!grantDue(s)) {
-    const ago = s.nowMs - (s.lease.lastGrantSentMs ?? s.nowMs);
+    const ago = Math.round(s.nowMs - (s.lease.lastGrantSentMs ?? s.nowMs));
     return noAction(`${prefix}started ${at} ${ago} ms ago; waiting for it to report producing`);
   }
   const start: Action = { kind: 'start', nodeId: id, term };
@@ -178,7 +178,7 @@ function startWhenSafe(s: ChainSnapshot, leader: LeaderRecord, report: NodeRepor
     return { actions: [start], stop: [], reason: `${prefix}starting ${at}: every other node saw the term and is not producing` };
   }
   const stop = unconfirmed.filter((n) => !sawTerm(s.nodes.get(n), term));
-  const waitMs = s.lease.oldLeasesEndMs - s.nowMs;
+  const waitMs = Math.ceil(s.lease.oldLeasesEndMs - s.nowMs);
   return {
     actions: [],
     stop,

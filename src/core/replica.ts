@@ -5,12 +5,14 @@
 import type { ChainSpec } from './chain.js';
 import type { ChainStore, Clock, Log, ReplicaProof, Scheduler, Supervision, SupervisionFence } from './ports.js';
 import { rendezvousOwner } from './rendezvous.js';
+import type { SupervisorStatus } from './supervisor.js';
 
 /** What the coordinator needs of a chain supervisor. */
 export interface SupervisorHandle {
   start(): void;
   stop(why: string): Promise<void>;
   storeChanged(): void;
+  status(): SupervisorStatus;
 }
 
 export interface CoordinatorDeps {
@@ -66,6 +68,11 @@ export class ReplicaCoordinator {
   /** The chain's keys changed in etcd: tell its supervisor, if we have one. */
   chainChanged(chainId: string): void {
     this.supervised.get(chainId)?.supervisor.storeChanged();
+  }
+
+  /** The live status of a chain this replica supervises. */
+  statusOf(chainId: string): SupervisorStatus | undefined {
+    return this.supervised.get(chainId)?.supervisor.status();
   }
 
   supervisedChains(): string[] {

@@ -47,6 +47,10 @@ export interface SupervisorStatus {
   readonly lastFailoverAtMs: number | undefined;
 }
 
+function shape(reason: string): string {
+  return reason.replace(/\d+/g, '#');
+}
+
 /** How often a healthy active's lease is renewed, as a fraction of its TTL. */
 const RENEW_FRACTION = 0.2;
 /** Full re-read of the chain from etcd at least this often, whatever the watch says. */
@@ -66,6 +70,7 @@ export class ChainSupervisor {
   private releaseSlot: (() => Promise<void>) | undefined;
   private lastReason = '';
   private running = false;
+  private loopDone: Promise<void> = Promise.resolve();
   private dirty = false;
   private stopped = false;
   private probing = false;
@@ -96,6 +101,8 @@ export class ChainSupervisor {
     this.cancelProbe?.();
     this.cancelWake?.();
     this.deps.log.info({ chain: this.chainId, why }, 'stopped supervising chain');
+    // The action in flight (bounded by its deadlines) ends before the key may be handed over.
+    await this.loopDone;
     await this.releaseFailoverSlot();
   }
 
@@ -155,7 +162,7 @@ export class ChainSupervisor {
       return;
     }
     this.running = true;
-    void this.loop().finally(() => {
+    this.loopDone = this.loop().finally(() => {
       this.running = false;
     });
   }
@@ -248,7 +255,10 @@ export class ChainSupervisor {
 
   private note(reason: string, decision?: Decision): void {
     if (reason === this.lastReason) return;
+    // Log a reason once per shape: "waiting 1200 ms" and "waiting 1050 ms" are the same story.
+    const sameStory = shape(reason) === shape(this.lastReason);
     this.lastReason = reason;
+    if (sameStory) return;
     const acting = decision !== undefined && decision.actions.some((a) => a.kind !== 'renew' && a.kind !== 'record-head');
     this.deps.log[acting ? 'info' : 'debug']({ chain: this.chainId }, reason);
     this.emit({ kind: 'decision', chainId: this.chainId, reason });

@@ -1,0 +1,115 @@
+// Composition root: config -> logger -> adapters -> core -> servers. Nothing else lives here.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import closeWithGrace from 'close-with-grace';
+import type { FastifyInstance } from 'fastify';
+import { minNodeLeaseTtlMs, type Config } from './config/config.js';
+import { BatonError } from './core/errors.js';
+import { observeFailure, observeSuccess } from './core/observe.js';
+import type { NodeObservation } from './core/observation.js';
+import type { ChainStore, NodeControl } from './core/ports.js';
+import { validateChainSpec, type SpecLimits } from './core/spec.js';
+import { describeChain, type ChainView } from './core/status.js';
+import { EtcdChainStore } from './adapters/etcd/chain-store.js';
+import { createEtcdClient } from './adapters/etcd/client.js';
+import { EtcdKeys } from './adapters/etcd/keys.js';
+import { buildApp } from './adapters/http/app.js';
+import { GrpcNodeControl } from './adapters/node/node-control.js';
+import { systemClock, systemScheduler } from './adapters/system-clock.js';
+import { createRootLogger, type Logger } from './adapters/telemetry/log.js';
+import { ReplicaRuntime } from './service.js';
+
+export const OPENAPI_PATH = fileURLToPath(new URL('../openapi.yaml', import.meta.url));
+
+export interface Service {
+  readonly app: FastifyInstance;
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+export async function serve(config: Config): Promise<Service> {
+  const log = createRootLogger(config.logLevel).child({ replica: config.replicaId });
+  const client = createEtcdClient({ endpoints: config.etcd.endpoints, callTimeoutMs: config.etcd.callDeadlineMs });
+  const keys = new EtcdKeys(config.etcd.prefix);
+  const store = new EtcdChainStore(client, keys);
+  const nodes = new GrpcNodeControl(config.node.rpcDeadlineMs, `baton/${config.replicaId}`);
+  const limits: SpecLimits = { minLeaseTtlMs: minNodeLeaseTtlMs(config), nodeDeadlineMs: config.node.rpcDeadlineMs };
+
+  if (config.chainsFile) await declareChains(config.chainsFile, store, limits, log);
+
+  const runtime = new ReplicaRuntime({ config, client, keys, store, nodes, clock: systemClock, scheduler: systemScheduler, log });
+  const app = await buildApp({
+    store,
+    describe: (chainId) => describe(chainId, store, nodes, runtime),
+    limits,
+    ready: () => runtime.ready(),
+    replicaId: config.replicaId,
+    logger: log.child({ component: 'http' }),
+    openapiPath: OPENAPI_PATH,
+  });
+  const address = await app.listen({ host: config.http.host, port: config.http.port });
+  await runtime.start();
+  log.info({ address, etcd: config.etcd.endpoints }, 'baton serving');
+
+  return {
+    app,
+    address,
+    async close() {
+      await runtime.close();
+      await app.close();
+      nodes.close();
+      await client.close();
+    },
+  };
+}
+
+/** Chains declared in a file at startup, applied like PUT /v1/chains/{id}. */
+async function declareChains(file: string, store: ChainStore, limits: SpecLimits, log: Logger): Promise<void> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new BatonError('INVALID_ARGUMENT', `chains file ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!Array.isArray(raw)) throw new BatonError('INVALID_ARGUMENT', `chains file ${file}: must be a JSON array of chain specs`);
+  const specs = raw.map((entry) => validateChainSpec(entry as Record<string, unknown>, limits));
+  for (const spec of specs) await store.putSpec(spec);
+  log.info({ file, chains: specs.map((s) => s.id) }, 'declared chains from file');
+}
+
+/** The supervisor's live view when this replica supervises the chain, else a fresh probe. */
+async function describe(chainId: string, store: ChainStore, nodes: NodeControl, runtime: ReplicaRuntime): Promise<ChainView | undefined> {
+  const state = await store.read(chainId);
+  if (!state) return undefined;
+  const [lastFailover] = await store.history(chainId, 1);
+  const local = runtime.statusOf(chainId);
+  const now = systemClock.monoMs();
+  let observations: ReadonlyMap<string, NodeObservation>;
+  if (local) {
+    observations = local.nodes;
+  } else {
+    const probed = await Promise.all(
+      state.spec.nodes.map(async (n): Promise<[string, NodeObservation]> => {
+        try {
+          return [n.id, observeSuccess(undefined, n.id, await nodes.health(n), now)];
+        } catch (err) {
+          return [n.id, observeFailure(undefined, n.id, err instanceof Error ? err.message : String(err), now)];
+        }
+      }),
+    );
+    observations = new Map(probed);
+  }
+  return describeChain({ state, observations, nowMs: now, lastFailover, decision: local?.lastReason });
+}
+
+/** Runs until SIGTERM/SIGINT, then shuts down gracefully (supervisor keys handed back). */
+export async function runUntilSignalled(config: Config): Promise<number> {
+  const service = await serve(config);
+  return new Promise((resolve) => {
+    closeWithGrace({ delay: 10_000 }, async ({ err }) => {
+      if (err) console.error(err);
+      await service.close();
+      resolve(err ? 1 : 0);
+    });
+  });
+}
