@@ -98,7 +98,11 @@ t.test('faults', async (t) => {
 
   await t.test('crash of one node of a process: that node is gone, the others run on', async (t) => {
     await f3.sim.setFaults({ faults: { crash: true } }).catch(() => undefined);
-    const err = await rejection(f3.control.health());
+    // A call racing the shutdown may be CANCELLED; once the port is closed every call is UNAVAILABLE.
+    const err = await waitFor('the crashed node to be unreachable', async () => {
+      const e = await rejection(f3.control.health());
+      return e.code === status.UNAVAILABLE ? e : undefined;
+    }, 5000);
     t.equal(err.code, status.UNAVAILABLE);
     t.ok(sim.process.running);
     const head = await headOf(f1);
