@@ -35,6 +35,7 @@ export class ReplicaRuntime {
   private closed = false;
   private joining: Promise<void> | undefined;
   private chainWatch: PrefixWatch | undefined;
+  private fleetWatch: PrefixWatch | undefined;
 
   constructor(private readonly deps: RuntimeDeps) {}
 
@@ -64,6 +65,16 @@ export class ReplicaRuntime {
       this.deps.log,
     );
     await this.chainWatch.start();
+    // The fleet-wide switches take effect as soon as they are written.
+    this.fleetWatch = new PrefixWatch(
+      this.deps.client,
+      this.deps.keys.fleetSettings(),
+      () => void this.refreshFleet(),
+      () => void this.refreshFleet(),
+      this.deps.config.etcd.callDeadlineMs,
+      this.deps.log,
+    );
+    await this.fleetWatch.start();
     await this.join();
   }
 
@@ -72,6 +83,17 @@ export class ReplicaRuntime {
     await this.joining?.catch(() => undefined);
     await this.leave();
     await this.chainWatch?.close();
+    await this.fleetWatch?.close();
+  }
+
+  private async refreshFleet(): Promise<void> {
+    try {
+      const next = await this.deps.store.getFleetSettings();
+      if (JSON.stringify(next) !== JSON.stringify(this.fleet)) this.deps.log.info({ ...next }, 'fleet settings changed');
+      this.fleet = next;
+    } catch (err) {
+      this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'reading fleet settings failed');
+    }
   }
 
   private onChainKey(key: string): void {
@@ -168,11 +190,7 @@ export class ReplicaRuntime {
     const session = this.session;
     this.deps.scheduler.after(this.deps.config.replica.resyncMs, () => {
       if (this.closed || this.session !== session) return;
-      void this.deps.store
-        .getFleetSettings()
-        .then((f) => (this.fleet = f))
-        .catch(() => undefined)
-        .finally(() => this.scheduleFleetRefresh());
+      void this.refreshFleet().finally(() => this.scheduleFleetRefresh());
     });
   }
 

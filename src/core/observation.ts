@@ -7,6 +7,10 @@ export interface NodeReport {
   readonly healthy: boolean;
   readonly headNumber: number;
   readonly headHash: string;
+  /** Parent hash, L1 origin and unix-seconds timestamp of the head block, when the node reports them. */
+  readonly headParentHash?: string;
+  readonly headL1Origin?: string;
+  readonly headTimestamp?: number;
   readonly producing: boolean;
   /** Term of its current lease, 0n when not active. */
   readonly term: Term;

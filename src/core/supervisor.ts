@@ -422,14 +422,16 @@ export class ChainSupervisor {
     const state = this.state;
     const leader = state?.leader;
     if (!state || !leader || leader.nodeId !== nodeId) return;
+    const report = this.observations.get(nodeId)?.report;
+    const sameBlock = report?.headNumber === headNumber && report.headHash === headHash;
     const head: UnsafeHead = {
       number: headNumber,
       hash: headHash,
-      parentHash: '',
+      parentHash: sameBlock ? (report.headParentHash ?? '') : '',
       term: leader.term,
       nodeId,
-      l1Origin: '',
-      timestamp: Math.floor(this.deps.clock.wallMs() / 1000),
+      l1Origin: sameBlock ? (report.headL1Origin ?? '') : '',
+      timestamp: sameBlock && report.headTimestamp ? report.headTimestamp : Math.floor(this.deps.clock.wallMs() / 1000),
     };
     const revision = await this.deps.store.recordHead(this.deps.fence, leader.term, state.headRevision, head);
     this.state = { ...state, head, headRevision: revision };
