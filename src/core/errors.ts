@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'NODE_UNREACHABLE'
   | 'UNAVAILABLE'
   | 'PAUSED'
+  | 'IDEMPOTENCY_MISMATCH'
+  | 'NOT_ELIGIBLE'
   | 'INTERNAL';
 
 export class BatonError extends Error {

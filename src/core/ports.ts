@@ -2,6 +2,7 @@
 // (adapters/etcd, adapters/node); tests use fakes that pass the same contract suite.
 import type { ChainSpec, LeaderRecord, NodeSpec, TermRecord, UnsafeHead } from './chain.js';
 import type { NodeReport } from './observation.js';
+import type { Operation, OperationParams, PauseRecord } from './operation.js';
 import type { Term } from './term.js';
 
 /** Monotonic milliseconds for decisions, wall milliseconds for records. */
@@ -30,6 +31,10 @@ export interface ChainState {
   readonly headRevision: bigint;
   /** Replica id that holds the chain's supervisor key, if any. */
   readonly supervisor: string | undefined;
+  /** The chain's pause record, if any (it may have expired: see isPaused). */
+  readonly pause: PauseRecord | undefined;
+  /** Ids of the chain's unfinished operations (intent keys), oldest first. */
+  readonly intents: readonly string[];
 }
 
 export interface FleetSettings {
@@ -125,4 +130,40 @@ export interface Supervision {
   liveReplicas(): Promise<string[]>;
   /** chain id → replica id holding its supervisor key. */
   holders(): Promise<Map<string, string>>;
+}
+
+/** A new operator request, before it has an id and timestamps. */
+export interface NewOperation {
+  readonly chainId: string;
+  readonly params: OperationParams;
+  readonly requestId: string;
+}
+
+export interface Idempotency {
+  readonly key: string;
+  /** Hash of the canonical request (method, path, body): the same key with another body is refused. */
+  readonly requestHash: string;
+}
+
+export interface OperationStore {
+  /**
+   * Makes a request durable: writes the operation (state `pending`, or `scheduled` for a future
+   * switchover) and the chain's intent key in ONE txn, before the API answers 202. The chain must
+   * exist (NOT_FOUND). A failover or switchover also takes the chain's leadership-operation lock:
+   * while one is unfinished another is refused with CONFLICT. With an idempotency key, a replay of
+   * the same request returns the first operation (`replayed: true`) and writes nothing; the same key
+   * with a different request is IDEMPOTENCY_MISMATCH.
+   */
+  submit(op: NewOperation, idempotency: Idempotency | undefined): Promise<{ operation: Operation; replayed: boolean }>;
+  get(operationId: string): Promise<Operation | undefined>;
+  /** Unfinished operations of a chain, oldest first (what its supervisor must execute). */
+  pending(chainId: string): Promise<Operation[]>;
+  /**
+   * The supervisor records progress, fenced on its supervisor key. When the operation reaches a
+   * final state its intent key and, for failover/switchover, the chain's lock are removed in the
+   * same txn.
+   */
+  update(fence: SupervisionFence, operation: Operation): Promise<void>;
+  /** Sets or clears (undefined) the chain's pause, fenced on the supervisor key. */
+  setPause(fence: SupervisionFence, pause: PauseRecord | undefined): Promise<void>;
 }

@@ -9,6 +9,7 @@
 import type { Etcd3, IKeyValue, ITxnRequest, ITxnResponse } from 'etcd3';
 import type { ChainSpec, LeaderRecord, TermRecord, UnsafeHead } from '../../core/chain.js';
 import { BatonError } from '../../core/errors.js';
+import type { PauseRecord } from '../../core/operation.js';
 import type { ChainState, ChainStore, FleetSettings, NewLeader, SupervisionFence } from '../../core/ports.js';
 import type { Term } from '../../core/term.js';
 import { compare, etcdCall, firstKv, op, rangeKvs, selectUnderPrefix, toRevision } from './client.js';
@@ -83,9 +84,17 @@ export class EtcdChainStore implements ChainStore {
     const k = this.keys;
     // One txn of gets: spec, leader, head and supervisor come from the same revision.
     const res = await this.txn('read chain', {
-      success: [op.get(k.spec(chainId)), op.get(k.leader(chainId)), op.get(k.head(chainId)), op.get(k.supervisor(chainId))],
+      success: [
+        op.get(k.spec(chainId)),
+        op.get(k.leader(chainId)),
+        op.get(k.head(chainId)),
+        op.get(k.supervisor(chainId)),
+        op.get(k.pause(chainId)),
+        op.getPrefix(k.intents(chainId), { keysOnly: true }),
+      ],
     });
-    const [spec, leader, head, supervisor] = res.responses.map((r) => firstKv(r));
+    const [spec, leader, head, supervisor, pause] = res.responses.map((r) => firstKv(r));
+    const intents = rangeKvs(res.responses[5]).map((kv) => kv.key.toString().slice(k.intents(chainId).length));
     if (!spec) return undefined;
     return {
       spec: parseJson<ChainSpec>(spec),
@@ -93,6 +102,8 @@ export class EtcdChainStore implements ChainStore {
       head: head ? toHead(head) : undefined,
       headRevision: head ? toRevision(head.mod_revision) : 0n,
       supervisor: supervisor?.value.toString(),
+      pause: pause ? parseJson<PauseRecord>(pause) : undefined,
+      intents,
     };
   }
 

@@ -33,6 +33,14 @@ export function assertChainId(id: string): void {
   }
 }
 
+const OPERATION_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+export function assertOperationId(id: string): void {
+  if (typeof id !== 'string' || !OPERATION_ID.test(id)) {
+    throw new BatonError('INVALID_ARGUMENT', `operation id ${JSON.stringify(id)} must match ${OPERATION_ID.source}`);
+  }
+}
+
 export function assertReplicaId(id: string): void {
   if (typeof id !== 'string' || !REPLICA_ID.test(id)) {
     throw new BatonError('INVALID_ARGUMENT', `replica id ${JSON.stringify(id)} must match ${REPLICA_ID.source}`);
@@ -40,7 +48,7 @@ export function assertReplicaId(id: string): void {
 }
 
 /** The part of the chain keys after `chains/<id>/`. */
-export type ChainKeyKind = 'spec' | 'leader' | 'head' | 'history';
+export type ChainKeyKind = 'spec' | 'leader' | 'head' | 'history' | 'pause' | 'intents' | 'leadership-op';
 
 export class EtcdKeys {
   readonly prefix: string;
@@ -96,6 +104,27 @@ export class EtcdKeys {
     return CHAIN_ID.test(chainId) ? chainId : undefined;
   }
 
+  /** The chain's pause record (PauseRecord JSON), written by its supervisor. */
+  pause(chainId: string): string {
+    return `${this.chain(chainId)}pause`;
+  }
+
+  /** Range prefix of the chain's unfinished operations: one key per intent, value = operation id. */
+  intents(chainId: string): string {
+    return `${this.chain(chainId)}intents/`;
+  }
+
+  /** Intent keys sort by creation: the operation id starts with a time-ordered prefix. */
+  intent(chainId: string, operationId: string): string {
+    assertOperationId(operationId);
+    return `${this.intents(chainId)}${operationId}`;
+  }
+
+  /** Held (value = operation id) while a failover or switchover of the chain is unfinished. */
+  leadershipLock(chainId: string): string {
+    return `${this.chain(chainId)}leadership-op`;
+  }
+
   historyPrefix(chainId: string): string {
     return `${this.chain(chainId)}history/`;
   }
@@ -117,7 +146,7 @@ export class EtcdKeys {
     if (!key.startsWith(base)) return undefined;
     const [chainId, kind] = key.slice(base.length).split('/', 2);
     if (chainId === undefined || kind === undefined || !CHAIN_ID.test(chainId)) return undefined;
-    if (kind === 'spec' || kind === 'leader' || kind === 'head' || kind === 'history') {
+    if (kind === 'spec' || kind === 'leader' || kind === 'head' || kind === 'history' || kind === 'pause' || kind === 'intents' || kind === 'leadership-op') {
       return { chainId, kind };
     }
     return undefined;
@@ -136,6 +165,24 @@ export class EtcdKeys {
   failoverSlot(n: number): string {
     if (!Number.isInteger(n) || n < 0) throw new BatonError('INVALID_ARGUMENT', `failover slot ${n} is not an index`);
     return `${this.failoverSlots()}${n}`;
+  }
+
+  /** Range prefix of every operation record. */
+  operations(): string {
+    return `${this.prefix}operations/`;
+  }
+
+  operation(operationId: string): string {
+    assertOperationId(operationId);
+    return `${this.operations()}${operationId}`;
+  }
+
+  /** Idempotency records: {operationId, requestHash, createdAtMs}. */
+  idempotency(key: string): string {
+    if (typeof key !== 'string' || key.length === 0 || key.length > 255 || /[\x00-\x1f]/.test(key)) {
+      throw new BatonError('INVALID_ARGUMENT', 'Idempotency-Key must be 1-255 printable characters');
+    }
+    return `${this.prefix}idempotency/${Buffer.from(key).toString('base64url')}`;
   }
 
   replicas(): string {

@@ -1,0 +1,89 @@
+// Operator requests. Every mutation is an intent: the API validates it, writes it to etcd together
+// with its operation record (durable before the API answers 202), and the chain's supervisor
+// executes it. The operation record is what a caller polls: state, steps, timings, result.
+
+export type OperationKind = 'failover' | 'switchover' | 'pause' | 'resume' | 'cancel-switchover';
+
+export type OperationState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export const FINAL_STATES: readonly OperationState[] = ['succeeded', 'failed', 'cancelled'];
+
+export interface FailoverParams {
+  readonly kind: 'failover';
+  /** Node to make active; undefined: the best eligible standby. */
+  readonly candidate?: string;
+  readonly reason: string;
+}
+
+export interface SwitchoverParams {
+  readonly kind: 'switchover';
+  readonly target?: string;
+  /** Wall ms; undefined: now. */
+  readonly scheduledAtMs?: number;
+  readonly reason: string;
+}
+
+export interface PauseParams {
+  readonly kind: 'pause';
+  /** Wall ms at which the pause ends by itself; undefined: until resumed. */
+  readonly untilMs?: number;
+  readonly reason: string;
+}
+
+export interface ResumeParams {
+  readonly kind: 'resume';
+  readonly reason: string;
+}
+
+export interface CancelSwitchoverParams {
+  readonly kind: 'cancel-switchover';
+  readonly reason: string;
+}
+
+export type OperationParams = FailoverParams | SwitchoverParams | PauseParams | ResumeParams | CancelSwitchoverParams;
+
+export interface OperationStep {
+  readonly name: string;
+  readonly state: 'running' | 'done' | 'failed' | 'skipped';
+  readonly atMs: number;
+  readonly detail: string;
+}
+
+export interface OperationResult {
+  readonly term?: string;
+  readonly nodeId?: string;
+  readonly headNumber?: number;
+  readonly detail: string;
+}
+
+export interface Operation {
+  readonly id: string;
+  readonly chainId: string;
+  readonly params: OperationParams;
+  readonly state: OperationState;
+  readonly steps: readonly OperationStep[];
+  readonly createdAtMs: number;
+  readonly updatedAtMs: number;
+  readonly result?: OperationResult;
+  readonly error?: { readonly code: string; readonly message: string };
+  readonly requestId: string;
+  readonly idempotencyKey?: string;
+  /** Replica that executes (or executed) it. */
+  readonly executor?: string;
+}
+
+/** A chain's pause, as stored in etcd. */
+export interface PauseRecord {
+  readonly reason: string;
+  readonly untilMs: number | undefined;
+  readonly sinceMs: number;
+  readonly operationId: string;
+}
+
+export function isFinal(state: OperationState): boolean {
+  return FINAL_STATES.includes(state);
+}
+
+export function isPaused(pause: PauseRecord | undefined, wallMs: number): boolean {
+  return pause !== undefined && (pause.untilMs === undefined || wallMs < pause.untilMs);
+}
