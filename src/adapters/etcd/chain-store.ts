@@ -13,7 +13,8 @@ import type { PauseRecord } from '../../core/operation.js';
 import type { ChainState, ChainStore, FleetSettings, NewLeader, SupervisionFence } from '../../core/ports.js';
 import type { Term } from '../../core/term.js';
 import { compare, etcdCall, firstKv, op, rangeKvs, selectUnderPrefix, toRevision } from './client.js';
-import { EtcdKeys, assertChainId } from './keys.js';
+import { checkFence, fenceCompares, throwIfFenced } from './fence.js';
+import { EtcdKeys } from './keys.js';
 import { validateChainSpec, validateFleetSettings, validateHead, validateNewLeader } from './validation.js';
 
 export const DEFAULT_FLEET_SETTINGS: FleetSettings = Object.freeze({ autoFailover: true, maxConcurrentFailovers: 2 });
@@ -108,7 +109,7 @@ export class EtcdChainStore implements ChainStore {
   }
 
   async writeLeader(fence: SupervisionFence, expected: Term | undefined, next: NewLeader, history: Omit<TermRecord, 'term'>): Promise<Term> {
-    this.checkFence(fence);
+    checkFence(this.keys, fence);
     if (expected !== undefined && expected <= 0n) {
       throw new BatonError('INVALID_ARGUMENT', `expected term ${expected} is not a term (use undefined for "no leader yet")`);
     }
@@ -130,7 +131,7 @@ export class EtcdChainStore implements ChainStore {
     };
     const res = await this.txn('write leader', {
       compare: [
-        ...this.fenceCompares(fence),
+        ...fenceCompares(fence),
         expected === undefined ? compare.absent(leaderKey) : compare.modRevision(leaderKey, expected),
       ],
       success: [
@@ -141,7 +142,7 @@ export class EtcdChainStore implements ChainStore {
     });
     if (res.succeeded) return toRevision(res.header.revision);
     const [sup, current] = res.responses.map((r) => firstKv(r));
-    this.throwIfFenced(fence, sup);
+    throwIfFenced(fence, sup);
     throw new BatonError('CONFLICT', `leader of ${chainId} changed since it was read`, {
       chainId,
       expectedTerm: expected?.toString() ?? null,
@@ -150,7 +151,7 @@ export class EtcdChainStore implements ChainStore {
   }
 
   async recordHead(fence: SupervisionFence, term: Term, expectedHeadRevision: bigint, head: UnsafeHead): Promise<bigint> {
-    this.checkFence(fence);
+    checkFence(this.keys, fence);
     if (term <= 0n) throw new BatonError('INVALID_ARGUMENT', `term ${term} is not a term`);
     if (expectedHeadRevision < 0n) throw new BatonError('INVALID_ARGUMENT', `head revision ${expectedHeadRevision} is negative`);
     validateHead(head);
@@ -194,7 +195,7 @@ export class EtcdChainStore implements ChainStore {
     const stored: StoredHead = { ...head, term: head.term.toString() };
     const res = await this.txn('record head', {
       compare: [
-        ...this.fenceCompares(fence),
+        ...fenceCompares(fence),
         compare.modRevision(leaderKey, term),
         expectedHeadRevision === 0n ? compare.absent(headKey) : compare.modRevision(headKey, expectedHeadRevision),
       ],
@@ -203,7 +204,7 @@ export class EtcdChainStore implements ChainStore {
     });
     if (res.succeeded) return toRevision(res.header.revision);
     const [sup, leader, headNow] = res.responses.map((r) => firstKv(r));
-    this.throwIfFenced(fence, sup);
+    throwIfFenced(fence, sup);
     const leaderTerm = leader ? toRevision(leader.mod_revision) : 0n;
     if (leaderTerm !== term) {
       throw new BatonError('CONFLICT', `term ${term} of ${chainId} is not the current term`, {
@@ -248,28 +249,6 @@ export class EtcdChainStore implements ChainStore {
   /** Every request of this store is a txn: one code path, one deadline, one error mapping. */
   private txn(what: string, req: ITxnRequest): Promise<ITxnResponse> {
     return etcdCall(what, () => this.client.kv.txn(req));
-  }
-
-  private checkFence(fence: SupervisionFence): void {
-    assertChainId(fence.chainId);
-    if (fence.key !== this.keys.supervisor(fence.chainId)) {
-      throw new BatonError('INVALID_ARGUMENT', `fence key ${fence.key} is not the supervisor key of ${fence.chainId}`);
-    }
-    if (fence.createRevision <= 0n) throw new BatonError('INVALID_ARGUMENT', `fence revision ${fence.createRevision} is not a revision`);
-  }
-
-  private fenceCompares(fence: SupervisionFence) {
-    return [compare.createRevision(fence.key, fence.createRevision), compare.value(fence.key, fence.replicaId)];
-  }
-
-  private throwIfFenced(fence: SupervisionFence, sup: IKeyValue | undefined): void {
-    const holds = sup !== undefined && toRevision(sup.create_revision) === fence.createRevision && sup.value.toString() === fence.replicaId;
-    if (holds) return;
-    throw new BatonError('FENCED', `${fence.replicaId} no longer supervises ${fence.chainId}`, {
-      chainId: fence.chainId,
-      replicaId: fence.replicaId,
-      holder: sup?.value.toString() ?? null,
-    });
   }
 }
 

@@ -6,14 +6,19 @@
 //   chains/<id>/head                     UnsafeHead (JSON, bigints as decimal strings)
 //   chains/<id>/history/<prev term, 20>  TermRecord of the term that FOLLOWED <prev term>
 //                                        (0…0 for the first leader); term = this key's mod revision
+//   chains/<id>/pause                    PauseRecord (JSON), written by the chain's supervisor
+//   chains/<id>/intents/<operation id>   operation id, while that operation is unfinished
+//   chains/<id>/leadership-op            id of the chain's unfinished failover/switchover (a lock)
 //   supervisors/<id>                     replica id, under that replica's lease (election key); its
 //                                        own prefix so listing and watching supervisors stays cheap
 //   fleet/settings                       FleetSettings (JSON)
 //   fleet/failover-slots/<n>             replica id, under its lease (fleet-wide failover cap)
 //   replicas/<replicaId>                 {id, startedAtMs, apiAddress?}, under the replica's lease
+//   operations/<operation id>            Operation (JSON); ids `op-<wall ms, 13>-<8 hex>` sort by creation
+//   idempotency/<base64url(key)>         {operationId, requestHash, createdAtMs}; void after its TTL
 //
-// Later additions (operations, idempotency keys, audit, intents) get their own top-level segment
-// or a new per-chain segment here; nothing outside this module concatenates key strings.
+// Later additions (audit, ...) get their own top-level segment or a new per-chain segment here;
+// nothing outside this module concatenates key strings.
 import { BatonError } from '../../core/errors.js';
 
 export const DEFAULT_PREFIX = '/baton/';
