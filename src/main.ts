@@ -13,6 +13,7 @@ import { describeChain, type ChainView } from './core/status.js';
 import { EtcdChainStore } from './adapters/etcd/chain-store.js';
 import { createEtcdClient } from './adapters/etcd/client.js';
 import { EtcdKeys } from './adapters/etcd/keys.js';
+import { EtcdOperationStore } from './adapters/etcd/operation-store.js';
 import { buildApp } from './adapters/http/app.js';
 import { GrpcNodeControl } from './adapters/node/node-control.js';
 import { systemClock, systemScheduler } from './adapters/system-clock.js';
@@ -32,12 +33,13 @@ export async function serve(config: Config): Promise<Service> {
   const client = createEtcdClient({ endpoints: config.etcd.endpoints, callTimeoutMs: config.etcd.callDeadlineMs });
   const keys = new EtcdKeys(config.etcd.prefix);
   const store = new EtcdChainStore(client, keys);
+  const ops = new EtcdOperationStore(client, keys);
   const nodes = new GrpcNodeControl(config.node.rpcDeadlineMs, `baton/${config.replicaId}`);
   const limits: SpecLimits = { minLeaseTtlMs: minNodeLeaseTtlMs(config), nodeDeadlineMs: config.node.rpcDeadlineMs };
 
   if (config.chainsFile) await declareChains(config.chainsFile, store, limits, log);
 
-  const runtime = new ReplicaRuntime({ config, client, keys, store, nodes, clock: systemClock, scheduler: systemScheduler, log });
+  const runtime = new ReplicaRuntime({ config, client, keys, store, ops, nodes, clock: systemClock, scheduler: systemScheduler, log });
   const app = await buildApp({
     store,
     describe: (chainId) => describe(chainId, store, nodes, runtime),

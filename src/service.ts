@@ -5,7 +5,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import type { ChainSpec } from './core/chain.js';
-import type { ChainStore, Clock, FleetSettings, NodeControl, Scheduler, Supervision } from './core/ports.js';
+import type { ChainStore, Clock, FleetSettings, NodeControl, OperationStore, Scheduler, Supervision } from './core/ports.js';
 import { ReplicaCoordinator } from './core/replica.js';
 import { ChainSupervisor, type SupervisorEvent, type SupervisorStatus } from './core/supervisor.js';
 import type { EtcdKeys } from './adapters/etcd/keys.js';
@@ -17,6 +17,7 @@ export interface RuntimeDeps {
   readonly client: Etcd3;
   readonly keys: EtcdKeys;
   readonly store: ChainStore;
+  readonly ops: OperationStore;
   readonly nodes: NodeControl;
   readonly clock: Clock;
   readonly scheduler: Scheduler;
@@ -165,6 +166,7 @@ export class ReplicaRuntime {
         new ChainSupervisor(spec, {
           fence,
           store: this.deps.store,
+          ops: this.deps.ops,
           nodes: this.deps.nodes,
           clock: this.deps.clock,
           scheduler: this.deps.scheduler,

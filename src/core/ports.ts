@@ -107,6 +107,18 @@ export interface NodeControl {
   start(node: NodeSpec, grant: StartGrant): Promise<void>;
   renew(node: NodeSpec, term: Term, ttlMs: number): Promise<void>;
   stop(node: NodeSpec, term: Term, reason: string): Promise<void>;
+  /** Stops the active at its head h and returns the ticket bound to (term, h). */
+  prepareHandoff(node: NodeSpec, term: Term, targetId: string, reason: string): Promise<HandoffTicket>;
+  /** Makes the target active under `term`, continuing at h+1; only when its head is h. */
+  completeHandoff(node: NodeSpec, ticket: HandoffTicket, term: Term, ttlMs: number): Promise<void>;
+}
+
+export interface HandoffTicket {
+  /** Opaque bytes the target node checks. */
+  readonly ticket: Uint8Array;
+  readonly term: Term;
+  readonly headNumber: number;
+  readonly headHash: string;
 }
 
 /** The proof that this replica is alive in etcd (its lease), checked before every action. */

@@ -5,6 +5,9 @@
 import type { ChainSpec, LeaderRecord, NodeSpec, UnsafeHead } from './chain.js';
 import { decide, type Action, type ChainSnapshot, type Decision } from './decide.js';
 import { isBatonError } from './errors.js';
+import { LeaseBook } from './lease-book.js';
+import { isPaused } from './operation.js';
+import { OperationRunner } from './operations-runner.js';
 import { observeFailure, observeSuccess } from './observe.js';
 import type { NodeObservation } from './observation.js';
 import type {
@@ -15,6 +18,7 @@ import type {
   FleetSettings,
   Log,
   NodeControl,
+  OperationStore,
   ReplicaProof,
   Scheduler,
   SupervisionFence,
@@ -24,6 +28,7 @@ import type { Term } from './term.js';
 export interface SupervisorDeps {
   readonly fence: SupervisionFence;
   readonly store: ChainStore;
+  readonly ops: OperationStore;
   readonly nodes: NodeControl;
   readonly clock: Clock;
   readonly scheduler: Scheduler;
@@ -51,8 +56,6 @@ function shape(reason: string): string {
   return reason.replace(/\d+/g, '#');
 }
 
-/** How often a healthy active's lease is renewed, as a fraction of its TTL. */
-const RENEW_FRACTION = 0.2;
 /** Full re-read of the chain from etcd at least this often, whatever the watch says. */
 const RESYNC_MS = 5000;
 
@@ -61,9 +64,8 @@ export class ChainSupervisor {
   private stateReadAtMs = -Infinity;
   private storeDirty = true;
   private observations = new Map<string, NodeObservation>();
-  /** Latest instant each node's lease could be valid, from every grant this replica sent. */
-  private leaseBound = new Map<string, number>();
-  private lastGrantOkSentMs: number | undefined;
+  private readonly leases: LeaseBook;
+  private readonly runner: OperationRunner;
   private leaderHasProduced = false;
   private lastFailoverAtMs: number | undefined;
   private detectedAtMs: number | undefined;
@@ -76,13 +78,29 @@ export class ChainSupervisor {
   private probing = false;
   private cancelProbe: (() => void) | undefined;
   private cancelWake: (() => void) | undefined;
-  private readonly acquiredAtMs: number;
 
   constructor(
     private spec: ChainSpec,
     private readonly deps: SupervisorDeps,
   ) {
-    this.acquiredAtMs = deps.clock.monoMs();
+    this.leases = new LeaseBook(deps.clock.monoMs(), deps.nodes.deadlineMs);
+    this.runner = new OperationRunner({
+      chainId: spec.id,
+      fence: deps.fence,
+      nodes: deps.nodes,
+      ops: deps.ops,
+      scheduler: deps.scheduler,
+      log: deps.log,
+      spec: () => this.spec,
+      state: () => this.state,
+      observations: () => this.observations,
+      monoMs: () => this.now(),
+      wallMs: () => deps.clock.wallMs(),
+      changeLeader: (previous, to, reason, fromHead) => this.writeLeader(previous, to, reason, fromHead),
+      grantSent: (nodeId) => this.leases.sent(nodeId, this.now(), this.spec.policy.leaseTtlMs),
+      grantConfirmed: (sentAt) => this.leases.confirmed(sentAt),
+      wake: () => this.storeChanged(),
+    });
   }
 
   get chainId(): string {
@@ -100,6 +118,7 @@ export class ChainSupervisor {
     this.stopped = true;
     this.cancelProbe?.();
     this.cancelWake?.();
+    this.runner.stop();
     this.deps.log.info({ chain: this.chainId, why }, 'stopped supervising chain');
     // The action in flight (bounded by its deadlines) ends before the key may be handed over.
     await this.loopDone;
@@ -182,6 +201,12 @@ export class ChainSupervisor {
           return;
         }
         this.trackLeaderProgress();
+        // Operator requests first; what they changed is read back before deciding.
+        if (await this.runner.step()) {
+          this.storeDirty = true;
+          this.dirty = true;
+          continue;
+        }
         const decision = decide(this.snapshot(this.state));
         this.note(decision.reason, decision);
         for (const action of decision.actions) {
@@ -206,34 +231,18 @@ export class ChainSupervisor {
   }
 
   private snapshot(state: ChainState): ChainSnapshot {
-    const leader = state.leader;
-    const now = this.now();
-    let oldLeasesEndMs = this.inheritedLeaseEndMs();
-    for (const [nodeId, bound] of this.leaseBound) {
-      if (nodeId !== leader?.nodeId) oldLeasesEndMs = Math.max(oldLeasesEndMs, bound);
-    }
-    const fleet = this.deps.fleet();
     return {
       spec: state.spec,
-      leader,
+      leader: state.leader,
       head: state.head,
       nodes: this.observations,
-      nowMs: now,
-      lease: {
-        oldLeasesEndMs,
-        lastGrantSentMs: this.lastGrantOkSentMs,
-        renewIntervalMs: Math.max(1, Math.floor(state.spec.policy.leaseTtlMs * RENEW_FRACTION)),
-      },
+      nowMs: this.now(),
+      lease: this.leases.view(state.leader?.nodeId, state.spec.policy.leaseTtlMs),
       lastFailoverAtMs: this.lastFailoverAtMs,
       leaderHasProduced: this.leaderHasProduced,
-      paused: false,
-      autoFailover: fleet.autoFailover,
+      paused: isPaused(state.pause, this.deps.clock.wallMs()),
+      autoFailover: this.deps.fleet().autoFailover,
     };
-  }
-
-  /** A grant sent by the previous supervisor cannot outlive our takeover by more than this. */
-  private inheritedLeaseEndMs(): number {
-    return this.acquiredAtMs + this.deps.nodes.deadlineMs + this.spec.policy.leaseTtlMs;
   }
 
   /** Notices the first block of a new leader (the end of a failover) and releases its slot. */
@@ -297,7 +306,8 @@ export class ChainSupervisor {
   private async execute(action: Action): Promise<void> {
     switch (action.kind) {
       case 'elect':
-        return this.writeLeader(undefined, action.nodeId, `elected: ${this.lastReason}`);
+        await this.writeLeader(undefined, action.nodeId, `elected: ${this.lastReason}`);
+        return;
       case 'failover':
         return this.failover(action.from, action.to);
       case 'start':
@@ -331,9 +341,8 @@ export class ChainSupervisor {
   }
 
   /** The fenced txn that makes a new term, then a stop under it to every other node. */
-  private async writeLeader(previous: LeaderRecord | undefined, to: string, reason: string): Promise<void> {
-    const state = this.state;
-    const fromHead = state?.head?.number ?? 0;
+  private async writeLeader(previous: LeaderRecord | undefined, to: string, reason: string, head?: number): Promise<Term> {
+    const fromHead = head ?? this.state?.head?.number ?? 0;
     const term = await this.deps.store.writeLeader(
       this.deps.fence,
       previous?.term,
@@ -354,7 +363,7 @@ export class ChainSupervisor {
       'leader changed',
     );
     this.emit({ kind: 'leader-changed', chainId: this.chainId, from: previous?.nodeId, to, term, reason });
-    this.lastGrantOkSentMs = undefined;
+    this.leases.newTerm();
     this.storeDirty = true;
     this.dirty = true;
     // Tell every other node about the new term at once: a node that has seen it refuses the old
@@ -362,6 +371,7 @@ export class ChainSupervisor {
     const others = this.spec.nodes.filter((n) => n.id !== to).map((n) => n.id);
     await this.stopNodes(others, term, `new term ${term} for ${to}`);
     this.probeNow();
+    return term;
   }
 
   private async stopNodes(nodeIds: readonly string[], term: Term, reason: string): Promise<void> {
@@ -387,11 +397,11 @@ export class ChainSupervisor {
         head: this.state?.head,
         reason: this.lastReason,
       });
-      this.lastGrantOkSentMs = sentAt;
+      this.leases.confirmed(sentAt);
       this.deps.log.info({ chain: this.chainId, node: nodeId, term: term.toString(), head: this.state?.head?.number }, 'leader started');
     } catch (err) {
       if (isBatonError(err, 'ALREADY_ACTIVE')) {
-        this.lastGrantOkSentMs = sentAt;
+        this.leases.confirmed(sentAt);
         return;
       }
       this.deps.log.warn({ chain: this.chainId, node: nodeId, term: term.toString(), err: String(err) }, 'start refused');
@@ -403,19 +413,15 @@ export class ChainSupervisor {
     const sentAt = this.grantSent(nodeId);
     try {
       await this.deps.nodes.renew(this.node(nodeId), term, this.spec.policy.leaseTtlMs);
-      this.lastGrantOkSentMs = sentAt;
+      this.leases.confirmed(sentAt);
     } catch (err) {
       this.deps.log.warn({ chain: this.chainId, node: nodeId, term: term.toString(), err: String(err) }, 'renewal failed');
       this.probeNow();
     }
   }
 
-  /** Records that a grant is about to be sent: the node's lease can last until send + deadline + TTL. */
   private grantSent(nodeId: string): number {
-    const sentAt = this.now();
-    const bound = sentAt + this.deps.nodes.deadlineMs + this.spec.policy.leaseTtlMs;
-    this.leaseBound.set(nodeId, Math.max(this.leaseBound.get(nodeId) ?? 0, bound));
-    return sentAt;
+    return this.leases.sent(nodeId, this.now(), this.spec.policy.leaseTtlMs);
   }
 
   private async recordHead(nodeId: string, headNumber: number, headHash: string): Promise<void> {

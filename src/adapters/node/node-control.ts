@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { NodeSpec } from '../../core/chain.js';
 import { BatonError, type ErrorCode } from '../../core/errors.js';
 import type { NodeReport } from '../../core/observation.js';
-import type { NodeControl, StartGrant } from '../../core/ports.js';
+import type { HandoffTicket, NodeControl, StartGrant } from '../../core/ports.js';
 import { termToToken, type Term } from '../../core/term.js';
 import { createControlClient, grpcStatusOf, type ControlClient } from './grpc.js';
 import { ERROR_CODE_KEY, fromHex, toHex } from './wire.js';
@@ -113,6 +113,29 @@ export class GrpcNodeControl implements NodeControl {
   async stop(node: NodeSpec, term: Term, reason: string): Promise<void> {
     await this.call(node, 'StopSequencer', (c) =>
       c.stopSequencer({ leaseToken: termToToken(term), reason, requester: this.requester }),
+    );
+  }
+
+  async prepareHandoff(node: NodeSpec, term: Term, targetId: string, reason: string): Promise<HandoffTicket> {
+    const r = await this.call(node, 'PrepareHandoff', (c) =>
+      c.prepareHandoff({ leaseToken: termToToken(term), targetId, reason, requester: this.requester }),
+    );
+    return {
+      ticket: r.handoffTicket,
+      term: r.term?.term ?? term,
+      headNumber: Number(r.unsafe?.l2Number ?? 0n),
+      headHash: toHex(r.unsafe?.l2Hash ?? new Uint8Array()),
+    };
+  }
+
+  async completeHandoff(node: NodeSpec, ticket: HandoffTicket, term: Term, ttlMs: number): Promise<void> {
+    await this.call(node, 'CompleteHandoff', (c) =>
+      c.completeHandoff({
+        handoffTicket: ticket.ticket,
+        leaseToken: termToToken(term),
+        leaseTtlMs: BigInt(ttlMs),
+        requester: this.requester,
+      }),
     );
   }
 

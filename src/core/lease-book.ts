@@ -1,0 +1,50 @@
+// What a supervisor knows about the node leases it granted: for every node, the latest instant its
+// lease could still be valid. A grant sent at s with TTL t can be accepted by the node as late as
+// s + RPC deadline (a node refuses calls past their deadline), and then lasts t from acceptance.
+import type { LeaseView } from './decide.js';
+
+/** How often a healthy active's lease is renewed, as a fraction of its TTL. */
+const RENEW_FRACTION = 0.2;
+
+export class LeaseBook {
+  private readonly bound = new Map<string, number>();
+  private lastGrantOkSentMs: number | undefined;
+
+  /**
+   * @param acquiredAtMs when this replica became the chain's supervisor: a grant sent by the
+   *   previous supervisor cannot have been sent after that, so it ends by acquiredAt + deadline + TTL.
+   */
+  constructor(
+    private readonly acquiredAtMs: number,
+    private readonly deadlineMs: number,
+  ) {}
+
+  /** A grant is about to be sent; returns its send time. */
+  sent(nodeId: string, nowMs: number, ttlMs: number): number {
+    const bound = nowMs + this.deadlineMs + ttlMs;
+    this.bound.set(nodeId, Math.max(this.bound.get(nodeId) ?? 0, bound));
+    return nowMs;
+  }
+
+  /** The node accepted the grant sent at `sentAtMs` (start, renewal or handoff). */
+  confirmed(sentAtMs: number): void {
+    this.lastGrantOkSentMs = sentAtMs;
+  }
+
+  /** A new term: no grant under it has been confirmed yet. */
+  newTerm(): void {
+    this.lastGrantOkSentMs = undefined;
+  }
+
+  view(leaderId: string | undefined, ttlMs: number): LeaseView {
+    let oldLeasesEndMs = this.acquiredAtMs + this.deadlineMs + ttlMs;
+    for (const [nodeId, bound] of this.bound) {
+      if (nodeId !== leaderId) oldLeasesEndMs = Math.max(oldLeasesEndMs, bound);
+    }
+    return {
+      oldLeasesEndMs,
+      lastGrantSentMs: this.lastGrantOkSentMs,
+      renewIntervalMs: Math.max(1, Math.floor(ttlMs * RENEW_FRACTION)),
+    };
+  }
+}
