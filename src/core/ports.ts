@@ -37,6 +37,13 @@ export interface ChainState {
   readonly intents: readonly string[];
 }
 
+export interface NodeHealth {
+  readonly nodeId: string;
+  readonly reachable: boolean;
+  readonly healthy: boolean;
+  readonly producing: boolean;
+}
+
 export interface FleetSettings {
   readonly autoFailover: boolean;
   readonly maxConcurrentFailovers: number;
@@ -70,6 +77,8 @@ export interface ChainStore {
    */
   recordHead(fence: SupervisionFence, term: Term, expectedHeadRevision: bigint, head: UnsafeHead): Promise<bigint>;
   history(chainId: string, limit: number): Promise<TermRecord[]>;
+  /** Publishes the chain's node health summary (for the event stream), fenced on the supervisor key. */
+  publishHealth(fence: SupervisionFence, health: readonly NodeHealth[]): Promise<void>;
   getFleetSettings(): Promise<FleetSettings>;
   putFleetSettings(settings: FleetSettings): Promise<void>;
 }

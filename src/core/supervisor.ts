@@ -18,6 +18,7 @@ import type {
   FleetSettings,
   Log,
   NodeControl,
+  NodeHealth,
   OperationStore,
   ReplicaProof,
   Scheduler,
@@ -71,6 +72,7 @@ export class ChainSupervisor {
   private detectedAtMs: number | undefined;
   private releaseSlot: (() => Promise<void>) | undefined;
   private lastReason = '';
+  private publishedHealth = '';
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
   private dirty = false;
@@ -158,6 +160,7 @@ export class ChainSupervisor {
     this.probing = true;
     void Promise.all(this.spec.nodes.map((node) => this.probe(node))).finally(() => {
       this.probing = false;
+      this.publishHealth();
       this.wake();
     });
   }
@@ -170,6 +173,21 @@ export class ChainSupervisor {
       const msg = err instanceof Error ? err.message : String(err);
       this.observations.set(node.id, observeFailure(this.observations.get(node.id), node.id, msg, this.now()));
     }
+  }
+
+  /** Writes the node health summary to etcd when it changed (the event stream reads it there). */
+  private publishHealth(): void {
+    const health: NodeHealth[] = this.spec.nodes.map((n) => {
+      const obs = this.observations.get(n.id);
+      const reachable = obs !== undefined && obs.consecutiveFailures < this.spec.policy.failureThreshold && obs.report !== undefined;
+      return { nodeId: n.id, reachable, healthy: reachable && obs.report!.healthy, producing: reachable && obs.report!.producing };
+    });
+    const text = JSON.stringify(health);
+    if (text === this.publishedHealth || !this.proven()) return;
+    this.publishedHealth = text;
+    this.deps.store.publishHealth(this.deps.fence, health).catch(() => {
+      this.publishedHealth = ''; // try again after the next probe round
+    });
   }
 
   // ---- the loop ----------------------------------------------------------------------------

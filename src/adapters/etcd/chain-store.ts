@@ -10,7 +10,7 @@ import type { Etcd3, IKeyValue, ITxnRequest, ITxnResponse } from 'etcd3';
 import type { ChainSpec, LeaderRecord, TermRecord, UnsafeHead } from '../../core/chain.js';
 import { BatonError } from '../../core/errors.js';
 import type { PauseRecord } from '../../core/operation.js';
-import type { ChainState, ChainStore, FleetSettings, NewLeader, SupervisionFence } from '../../core/ports.js';
+import type { ChainState, ChainStore, FleetSettings, NewLeader, NodeHealth, SupervisionFence } from '../../core/ports.js';
 import type { Term } from '../../core/term.js';
 import { compare, etcdCall, firstKv, op, rangeKvs, selectUnderPrefix, toRevision } from './client.js';
 import { checkFence, fenceCompares, throwIfFenced } from './fence.js';
@@ -242,6 +242,16 @@ export class EtcdChainStore implements ChainStore {
     validateFleetSettings(settings);
     const value: FleetSettings = { autoFailover: settings.autoFailover, maxConcurrentFailovers: settings.maxConcurrentFailovers };
     await this.txn('put fleet settings', { success: [op.put(this.keys.fleetSettings(), JSON.stringify(value))] });
+  }
+
+  async publishHealth(fence: SupervisionFence, health: readonly NodeHealth[]): Promise<void> {
+    checkFence(this.keys, fence);
+    const res = await this.txn('publish health', {
+      compare: fenceCompares(fence),
+      success: [op.put(this.keys.health(fence.chainId), JSON.stringify({ nodes: health }))],
+      failure: [op.get(fence.key)],
+    });
+    if (!res.succeeded) throwIfFenced(fence, firstKv(res.responses[0]));
   }
 
   // ---- helpers ----

@@ -53,7 +53,7 @@ export function assertReplicaId(id: string): void {
 }
 
 /** The part of the chain keys after `chains/<id>/`. */
-export type ChainKeyKind = 'spec' | 'leader' | 'head' | 'history' | 'pause' | 'intents' | 'leadership-op';
+export type ChainKeyKind = 'spec' | 'leader' | 'head' | 'history' | 'pause' | 'intents' | 'leadership-op' | 'health';
 
 export class EtcdKeys {
   readonly prefix: string;
@@ -109,6 +109,11 @@ export class EtcdKeys {
     return CHAIN_ID.test(chainId) ? chainId : undefined;
   }
 
+  /** Summary of the chain's node health, rewritten by its supervisor when it changes (for events). */
+  health(chainId: string): string {
+    return `${this.chain(chainId)}health`;
+  }
+
   /** The chain's pause record (PauseRecord JSON), written by its supervisor. */
   pause(chainId: string): string {
     return `${this.chain(chainId)}pause`;
@@ -151,7 +156,7 @@ export class EtcdKeys {
     if (!key.startsWith(base)) return undefined;
     const [chainId, kind] = key.slice(base.length).split('/', 2);
     if (chainId === undefined || kind === undefined || !CHAIN_ID.test(chainId)) return undefined;
-    if (kind === 'spec' || kind === 'leader' || kind === 'head' || kind === 'history' || kind === 'pause' || kind === 'intents' || kind === 'leadership-op') {
+    if (kind === 'spec' || kind === 'leader' || kind === 'head' || kind === 'history' || kind === 'pause' || kind === 'intents' || kind === 'leadership-op' || kind === 'health') {
       return { chainId, kind };
     }
     return undefined;
