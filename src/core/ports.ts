@@ -35,6 +35,8 @@ export interface ChainState {
   readonly pause: PauseRecord | undefined;
   /** Ids of the chain's unfinished operations (intent keys), oldest first. */
   readonly intents: readonly string[];
+  /** The node health summary last published by the chain's supervisor. */
+  readonly health: readonly NodeHealth[] | undefined;
 }
 
 export interface NodeHealth {

@@ -92,9 +92,10 @@ export class EtcdChainStore implements ChainStore {
         op.get(k.supervisor(chainId)),
         op.get(k.pause(chainId)),
         op.getPrefix(k.intents(chainId), { keysOnly: true }),
+        op.get(k.health(chainId)),
       ],
     });
-    const [spec, leader, head, supervisor, pause] = res.responses.map((r) => firstKv(r));
+    const [spec, leader, head, supervisor, pause, , health] = res.responses.map((r) => firstKv(r));
     const intents = rangeKvs(res.responses[5]).map((kv) => kv.key.toString().slice(k.intents(chainId).length));
     if (!spec) return undefined;
     return {
@@ -105,6 +106,7 @@ export class EtcdChainStore implements ChainStore {
       supervisor: supervisor?.value.toString(),
       pause: pause ? parseJson<PauseRecord>(pause) : undefined,
       intents,
+      health: health ? parseJson<{ nodes: NodeHealth[] }>(health).nodes : undefined,
     };
   }
 
