@@ -211,7 +211,7 @@ function failoverBlocked(s: ChainSnapshot): string | undefined {
   if (s.leaderHasProduced && s.lastFailoverAtMs !== undefined) {
     const since = s.nowMs - s.lastFailoverAtMs;
     const limit = s.spec.policy.antiFlapMs;
-    if (since < limit) return `anti-flap: last failover ${since} ms ago, ${limit - since} ms left`;
+    if (since < limit) return `anti-flap: last failover ${Math.floor(since)} ms ago, ${Math.ceil(limit - since)} ms left`;
   }
   return undefined;
 }

@@ -49,7 +49,8 @@ export function judgeActive(obs: NodeObservation | undefined, policy: ChainPolic
   const limit = policy.stallFactor * policy.blockTimeMs;
   const still = nowMs - obs.headAdvancedAtMs;
   if (report.producing && still > limit) {
-    return { healthy: false, why: `head ${report.headNumber} has not advanced for ${still} ms (limit ${limit})` };
+    // Whole ms in the words: the clock is monotonic and fractional, the reason is read by people.
+    return { healthy: false, why: `head ${report.headNumber} has not advanced for ${Math.ceil(still)} ms (limit ${limit})` };
   }
   return { healthy: true, why: 'healthy' };
 }
@@ -78,7 +79,7 @@ export function judgeStandby(
   }
   const age = nowMs - obs.reportAtMs;
   const maxAge = FRESH_PROBES * policy.probeIntervalMs;
-  if (age > maxAge) reasons.push(`report is ${age} ms old (limit ${maxAge})`);
+  if (age > maxAge) reasons.push(`report is ${Math.ceil(age)} ms old (limit ${maxAge})`);
   if (!report.healthy) reasons.push(`reports unhealthy: ${report.lastError || 'no error given'}`);
   if (report.chainId !== spec.id) reasons.push(`wrong chain id ${report.chainId}, want ${spec.id}`);
   if (spec.genesisHash !== '' && normalizeHex(report.genesisHash) !== normalizeHex(spec.genesisHash)) {

@@ -10,7 +10,7 @@
 //   nothing is retried here: the caller sees STORE_UNAVAILABLE and decides.
 // - The default per-host circuit breaker stays open for 5 s after 3 failures: with one member that
 //   means 5 s of refused calls after etcd is back, long enough to lose a 3 s lease. With several
-//   members we still want to skip a dead one, but only while another member is usable.
+//   members we still want to skip a dead one, but never every member at once.
 // - The default watch reconnect backoff grows to 30 s; a replica must notice a free chain sooner.
 import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRequestOp, type ICompare, type IResponseOp } from 'etcd3';
 import { BatonError, isBatonError } from '../../core/errors.js';
@@ -66,9 +66,13 @@ function passThroughPolicy(): Policy {
 /**
  * Skips a member (without sending anything, so etcd3 moves on to the next one) for a while after a
  * transport failure, but only while some other member is not being skipped: with one member, or
- * when all just failed, calls go through, so a cluster-wide blip is not stretched into a cooldown.
+ * when all just failed, calls still go through, so a cluster-wide blip is not stretched into a
+ * cooldown. When every member is cooling, only the one whose cooldown ends first is tried: losing
+ * the raft leader makes the live members fail too (deadlines, "leader changed") for the length of
+ * an election, and letting every member through then sent a third of all calls (keepalives
+ * included) to the dead one for the whole cooldown. Each failure moves a member to the back.
  */
-class HostCooldown {
+export class HostCooldown {
   private readonly until = new Map<string, number>();
 
   constructor(private readonly cooldownMs: number) {}
@@ -76,9 +80,7 @@ class HostCooldown {
   policy(host: string): Policy {
     this.until.set(host, 0);
     return policy(async (fn) => {
-      const now = Date.now();
-      const othersUsable = [...this.until].some(([h, t]) => h !== host && t <= now);
-      if ((this.until.get(host) ?? 0) > now && othersUsable) throw new MemberCoolingDown();
+      if (this.skip(host, Date.now())) throw new MemberCoolingDown();
       // Success does not end a cooldown early: opening a stream succeeds even on a frozen member.
       try {
         return await fn();
@@ -87,6 +89,13 @@ class HostCooldown {
         throw err;
       }
     });
+  }
+
+  private skip(host: string, now: number): boolean {
+    const mine = this.until.get(host) ?? 0;
+    if (mine <= now) return false;
+    // Another member is usable (its cooldown ended first), or all cool and this one ends later.
+    return mine > Math.min(...this.until.values());
   }
 }
 
