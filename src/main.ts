@@ -37,28 +37,43 @@ export async function serve(config: Config): Promise<Service> {
   const nodes = new GrpcNodeControl(config.node.rpcDeadlineMs, `baton/${config.replicaId}`);
   const limits: SpecLimits = { minLeaseTtlMs: minNodeLeaseTtlMs(config), nodeDeadlineMs: config.node.rpcDeadlineMs };
 
-  if (config.chainsFile) await declareChains(config.chainsFile, store, limits, log);
+  let runtime: ReplicaRuntime | undefined;
+  let app: FastifyInstance | undefined;
+  let address: string;
+  try {
+    if (config.chainsFile) await declareChains(config.chainsFile, store, limits, log);
 
-  const runtime = new ReplicaRuntime({ config, client, keys, store, ops, nodes, clock: systemClock, scheduler: systemScheduler, log });
-  const app = await buildApp({
-    store,
-    describe: (chainId) => describe(chainId, store, nodes, runtime),
-    limits,
-    ready: () => runtime.ready(),
-    replicaId: config.replicaId,
-    logger: log.child({ component: 'http' }),
-    openapiPath: OPENAPI_PATH,
-  });
-  const address = await app.listen({ host: config.http.host, port: config.http.port });
-  await runtime.start();
+    const rt = new ReplicaRuntime({ config, client, keys, store, ops, nodes, clock: systemClock, scheduler: systemScheduler, log });
+    runtime = rt;
+    app = await buildApp({
+      store,
+      describe: (chainId) => describe(chainId, store, nodes, rt),
+      limits,
+      ready: () => rt.ready(),
+      replicaId: config.replicaId,
+      logger: log.child({ component: 'http' }),
+      openapiPath: OPENAPI_PATH,
+    });
+    address = await app.listen({ host: config.http.host, port: config.http.port });
+    await rt.start();
+  } catch (err) {
+    // A service that failed to start holds nothing open: a caller that handles the error (a
+    // test, a supervisor process) must not be left with a live etcd client, listener or lease.
+    await runtime?.close().catch(() => undefined);
+    await app?.close().catch(() => undefined);
+    nodes.close();
+    await client.close();
+    throw err;
+  }
+  const started = { runtime, app };
   log.info({ address, etcd: config.etcd.endpoints }, 'baton serving');
 
   return {
-    app,
+    app: started.app,
     address,
     async close() {
-      await runtime.close();
-      await app.close();
+      await started.runtime.close();
+      await started.app.close();
       nodes.close();
       await client.close();
     },
@@ -74,7 +89,20 @@ async function declareChains(file: string, store: ChainStore, limits: SpecLimits
     throw new BatonError('INVALID_ARGUMENT', `chains file ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
   if (!Array.isArray(raw)) throw new BatonError('INVALID_ARGUMENT', `chains file ${file}: must be a JSON array of chain specs`);
-  const specs = raw.map((entry) => validateChainSpec(entry as Record<string, unknown>, limits));
+  // Every spec is checked (same rules as PUT, unknown fields refused) before anything is written.
+  const specs = raw.map((entry: unknown, i) => {
+    try {
+      return validateChainSpec(entry as Record<string, unknown>, limits);
+    } catch (err) {
+      if (err instanceof BatonError) throw new BatonError(err.code, `chains file ${file}: chains[${i}]: ${err.message}`, { ...err.details, index: i });
+      throw err;
+    }
+  });
+  const seen = new Set<string>();
+  for (const [i, spec] of specs.entries()) {
+    if (seen.has(spec.id)) throw new BatonError('INVALID_ARGUMENT', `chains file ${file}: chains[${i}]: chain ${spec.id} is declared twice`, { index: i });
+    seen.add(spec.id);
+  }
   for (const spec of specs) await store.putSpec(spec);
   log.info({ file, chains: specs.map((s) => s.id) }, 'declared chains from file');
 }

@@ -1,6 +1,7 @@
 // `baton serve`: run one control-plane replica.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
+import { isBatonError } from '../core/errors.js';
 
 const HELP = `usage: baton serve [--config FILE] [--etcd URL,...] [--listen HOST:PORT] [--replica-id ID] [--chains FILE]
 
@@ -42,7 +43,7 @@ export async function runServe(argv: string[]): Promise<number> {
       console.error(`baton serve: --listen must be HOST:PORT, got "${values.listen}"`);
       return 2;
     }
-    overrides['http.host'] = m[1]!;
+    overrides['http.host'] = m[1]!.replace(/^\[(.*)\]$/, '$1'); // [::1]:8080 listens on ::1
     overrides['http.port'] = m[2]!;
   }
   let config;
@@ -56,5 +57,14 @@ export async function runServe(argv: string[]): Promise<number> {
     throw err;
   }
   const { runUntilSignalled } = await import('../main.js');
-  return runUntilSignalled(config);
+  try {
+    return await runUntilSignalled(config);
+  } catch (err) {
+    // Refused at startup for bad input (a bad chains file): like bad configuration, exit 2.
+    if (isBatonError(err, 'INVALID_ARGUMENT')) {
+      console.error(`baton serve: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
 }

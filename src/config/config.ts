@@ -64,11 +64,16 @@ const ENV: Record<string, string> = {
 export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, string> }): Config {
   let raw: Record<string, unknown> = {};
   if (opts.file) {
+    let parsed: unknown;
     try {
-      raw = JSON.parse(readFileSync(opts.file, 'utf8')) as Record<string, unknown>;
+      parsed = JSON.parse(readFileSync(opts.file, 'utf8'));
     } catch (err) {
       throw new ConfigError(`config file ${opts.file}: ${err instanceof Error ? err.message : String(err)}`);
     }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new ConfigError(`config file ${opts.file}: must hold a JSON object of settings`);
+    }
+    raw = parsed as Record<string, unknown>;
   }
   const flat: Record<string, string> = {};
   for (const [name, field] of Object.entries(ENV)) {
@@ -94,7 +99,7 @@ export function parseConfig(raw: Record<string, unknown>): Config {
   const known = new Set(['replicaId', 'logLevel', 'etcd', 'replica', 'node', 'http', 'chainsFile']);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new ConfigError(`${k}: unknown setting`);
   const section = (name: keyof typeof DEFAULTS & string): Record<string, unknown> => {
-    const v = raw[name] ?? {};
+    const v = raw[name] === undefined ? {} : raw[name];
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${name}: must be an object`);
     const defaults = DEFAULTS[name] as Record<string, unknown>;
     for (const k of Object.keys(v)) if (!(k in defaults)) throw new ConfigError(`${name}.${k}: unknown setting`);
@@ -105,23 +110,37 @@ export function parseConfig(raw: Record<string, unknown>): Config {
   const node = section('node');
   const http = section('http');
 
-  const logLevel = String(raw.logLevel ?? DEFAULTS.logLevel);
+  // Values from the environment and flags are strings; a file must give strings where strings are
+  // meant (String() would turn a list or an object into a plausible-looking value).
+  const str = (name: string, v: unknown): string => {
+    if (typeof v !== 'string') throw new ConfigError(`${name}: must be a string, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const logLevel = str('logLevel', raw.logLevel ?? DEFAULTS.logLevel);
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`logLevel: "${logLevel}" is not one of debug, info, warn, error`);
-  const replicaId = String(raw.replicaId ?? `${hostname()}-${randomBytes(3).toString('hex')}`);
+  const replicaId = str('replicaId', raw.replicaId ?? `${hostname()}-${randomBytes(3).toString('hex')}`);
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(replicaId)) throw new ConfigError(`replicaId: "${replicaId}" must be 1-63 characters [A-Za-z0-9_.-]`);
 
   const endpoints = typeof etcd.endpoints === 'string' ? etcd.endpoints.split(',').map((s) => s.trim()) : etcd.endpoints;
   if (!Array.isArray(endpoints) || endpoints.length === 0 || !endpoints.every((e) => typeof e === 'string' && /^https?:\/\/[^/\s]+$/.test(e))) {
     throw new ConfigError('etcd.endpoints: must be a non-empty list of http(s)://host:port URLs');
   }
-  const prefix = String(etcd.prefix);
+  const prefix = str('etcd.prefix', etcd.prefix);
   if (!/^\/([A-Za-z0-9_.-]+\/)*$/.test(prefix)) throw new ConfigError(`etcd.prefix: "${prefix}" must start and end with "/"`);
 
   const int = (name: string, v: unknown, min: number, max: number): number => {
-    const n = typeof v === 'string' ? Number(v) : v;
+    // Decimal digits only: Number() would also take "0x50", "1e3" and "" (as 0).
+    const n = typeof v === 'string' ? (/^-?\d+$/.test(v) ? Number(v) : NaN) : v;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: must be an integer in ${min}..${max}, got ${String(v)}`);
     return n;
   };
+  const host = str('http.host', http.host);
+  // A hostname, an IPv4 address or a bare IPv6 address (what the listener takes, no brackets).
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(host) && !/^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$/.test(host)) {
+    throw new ConfigError(`http.host: "${host}" must be a hostname or an IP address (IPv6 without brackets)`);
+  }
+  const chainsFile = raw.chainsFile === undefined ? undefined : str('chainsFile', raw.chainsFile);
+  if (chainsFile === '') throw new ConfigError('chainsFile: must be a file path');
   const cfg: Config = {
     replicaId,
     logLevel: logLevel as Config['logLevel'],
@@ -137,8 +156,8 @@ export function parseConfig(raw: Record<string, unknown>): Config {
       resyncMs: int('replica.resyncMs', replica.resyncMs, 100, 600_000),
     },
     node: { rpcDeadlineMs: int('node.rpcDeadlineMs', node.rpcDeadlineMs, 20, 60_000) },
-    http: { host: String(http.host), port: int('http.port', http.port, 0, 65535) },
-    chainsFile: raw.chainsFile === undefined ? undefined : String(raw.chainsFile),
+    http: { host, port: int('http.port', http.port, 0, 65535) },
+    chainsFile,
   };
   // Contradictory timings.
   const ttlMs = cfg.replica.leaseTtlS * 1000;

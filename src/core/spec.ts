@@ -23,12 +23,28 @@ export interface ChainSpecInput {
   readonly policy?: unknown;
 }
 
+const SPEC_FIELDS: readonly string[] = ['id', 'genesisHash', 'nodes', 'policy'];
+const NODE_FIELDS: readonly string[] = ['id', 'endpoint', 'priority', 'zone'];
+const POLICY_FIELDS: readonly string[] = Object.keys(DEFAULT_POLICY);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Unknown fields are refused, never ignored: a typo ("polcy") must not silently mean "defaults". */
+function refuseUnknown(value: Record<string, unknown>, known: readonly string[], at: string, problems: string[]): void {
+  for (const k of Object.keys(value)) if (!known.includes(k)) problems.push(`${at}${k}: unknown field`);
+}
+
 export function validateChainSpec(input: ChainSpecInput, limits: SpecLimits): ChainSpec {
+  if (!isObject(input)) throw new BatonError('INVALID_ARGUMENT', 'invalid chain spec: must be an object', { problems: ['must be an object'] });
   const problems: string[] = [];
+  refuseUnknown(input, SPEC_FIELDS, '', problems);
   const id = typeof input.id === 'string' ? input.id : '';
   if (!CHAIN_ID_PATTERN.test(id)) problems.push(`id: "${String(input.id)}" must match ${CHAIN_ID_PATTERN}`);
-  const genesisHash = input.genesisHash === undefined ? '' : String(input.genesisHash).toLowerCase().replace(/^0x/, '');
-  if (!HEX_PATTERN.test(genesisHash)) problems.push('genesisHash: must be hex');
+  const genesisHash = typeof input.genesisHash === 'string' ? input.genesisHash.toLowerCase().replace(/^0x/, '') : '';
+  if (input.genesisHash !== undefined && typeof input.genesisHash !== 'string') problems.push('genesisHash: must be a hex string');
+  else if (!HEX_PATTERN.test(genesisHash) || genesisHash.length > 128) problems.push('genesisHash: must be hex of at most 64 bytes');
   const nodes = validateNodes(input.nodes, problems);
   const policy = validatePolicy(input.policy, limits, problems);
   if (problems.length > 0) {
@@ -46,7 +62,9 @@ function validateNodes(value: unknown, problems: string[]): NodeSpec[] {
   const ids = new Set<string>();
   const endpoints = new Set<string>();
   return value.map((raw: unknown, i): NodeSpec => {
-    const n = (raw ?? {}) as Record<string, unknown>;
+    if (!isObject(raw)) problems.push(`nodes[${i}]: must be an object`);
+    const n = isObject(raw) ? raw : {};
+    refuseUnknown(n, NODE_FIELDS, `nodes[${i}].`, problems);
     const id = typeof n.id === 'string' ? n.id : '';
     const endpoint = typeof n.endpoint === 'string' ? n.endpoint : '';
     if (!NODE_ID_PATTERN.test(id)) problems.push(`nodes[${i}].id: "${String(n.id)}" must match ${NODE_ID_PATTERN}`);
@@ -80,7 +98,9 @@ const POLICY_RANGES: Record<Exclude<keyof ChainPolicy, 'fencingMode'>, [number, 
 };
 
 function validatePolicy(value: unknown, limits: SpecLimits, problems: string[]): ChainPolicy {
-  const raw = (value ?? {}) as Record<string, unknown>;
+  if (value !== undefined && !isObject(value)) problems.push('policy: must be an object');
+  const raw = isObject(value) ? value : {};
+  refuseUnknown(raw, POLICY_FIELDS, 'policy.', problems);
   const out: Record<string, unknown> = { ...DEFAULT_POLICY };
   for (const [field, [min, max]] of Object.entries(POLICY_RANGES)) {
     const v = raw[field];

@@ -28,7 +28,10 @@ export interface ReplicaSessionOptions {
   ttlSeconds?: number;
   /** Safety margin subtracted from every proof, for clock-rate drift and timer lateness; default 500 ms. */
   marginMs?: number;
-  /** Default TTL/3, like etcd's Go client. */
+  /**
+   * Default TTL/6 (etcd's Go client uses TTL/3): the proof after the last ack must outlast an etcd
+   * leader election (1-2 s) with a 3 s TTL, or every replica self-fences while etcd elects.
+   */
   keepaliveIntervalMs?: number;
   /** Advertised in the registry entry. */
   apiAddress?: string;
@@ -101,7 +104,7 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
     assertReplicaId(options.replicaId);
     const ttlSeconds = options.ttlSeconds ?? 3;
     const marginMs = options.marginMs ?? 500;
-    const keepaliveIntervalMs = options.keepaliveIntervalMs ?? Math.floor((ttlSeconds * 1000) / 3);
+    const keepaliveIntervalMs = options.keepaliveIntervalMs ?? Math.floor((ttlSeconds * 1000) / 6);
     // Timing rules, checked once here (as client-go's leaderelection does): etcd's minimum TTL is
     // 2 s; a proof must outlive at least one keepalive interval or it lapses between two acks.
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 2) throw new BatonError('INVALID_ARGUMENT', `lease TTL ${ttlSeconds} s must be an integer >= 2`);

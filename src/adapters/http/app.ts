@@ -1,13 +1,14 @@
 // The REST API, as a Fastify app built from its dependencies (the entry point only wires and
 // listens; tests build the same app and call it with inject).
 import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BatonError } from '../../core/errors.js';
 import type { ChainStore } from '../../core/ports.js';
 import { validateChainSpec, type SpecLimits } from '../../core/spec.js';
 import { viewTermRecord, type ChainView } from '../../core/status.js';
-import { errorHandler } from './errors.js';
+import { errorHandler, formatValidationErrors } from './errors.js';
 import { chainIdParams, chainSpecBody, fleetSettingsBody, historyQuery } from './schemas.js';
 
 export interface ApiDeps {
@@ -28,9 +29,17 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger | undefined,
     disableRequestLogging: true,
     bodyLimit: BODY_LIMIT_BYTES,
-    ajv: { customOptions: { removeAdditional: false, allErrors: true } },
     genReqId: () => crypto.randomUUID(),
+    schemaErrorFormatter: formatValidationErrors,
   });
+  // Bodies are JSON and are validated as sent: a wrong type is refused, never coerced ("5" is not
+  // 5, {..} is not [{..}]), and unknown fields are refused, never stripped. Only path and query
+  // values, which are always strings on the wire, are converted to the declared types.
+  const bodyAjv = new Ajv({ removeAdditional: false, useDefaults: false, coerceTypes: false, allErrors: true });
+  const urlAjv = new Ajv({ removeAdditional: false, useDefaults: true, coerceTypes: true, allErrors: true });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : urlAjv).compile(schema));
+  // No route takes text: a text/plain body gets 415 like any other non-JSON body.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}`, details: {}, requestId: req.id });

@@ -1,6 +1,6 @@
 // The one table from domain error codes to HTTP status, and the error body every route returns:
 // {code, message, details, requestId}. Clients branch on `code`.
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { BatonError, type ErrorCode } from '../../core/errors.js';
 
 export const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -51,11 +51,28 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     // Fastify's own client errors: bad JSON, wrong content type, body too large.
     status = err.statusCode;
     const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'INVALID_ARGUMENT';
-    body = { code, message: err.message, details: {}, requestId: req.id };
+    // Fastify's own 415 text ("Unsupported Media Type") does not say what is accepted.
+    const message = status === 415 ? `request body must be application/json, got ${JSON.stringify(req.headers['content-type'] ?? '')}` : err.message;
+    body = { code, message, details: {}, requestId: req.id };
   } else {
     status = 500;
     req.log.error({ err }, 'unhandled error');
     body = { code: 'INTERNAL', message: 'internal error', details: {}, requestId: req.id };
   }
   void reply.status(status).send(body);
+}
+
+/**
+ * The message of a schema validation failure, naming each offending field: Ajv's own message for
+ * an unknown or missing field does not say which one ("must NOT have additional properties").
+ */
+export function formatValidationErrors(errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const problems = errors.map((e) => {
+    const at = `${dataVar}${e.instancePath}`;
+    const params = e.params as Record<string, unknown>;
+    if (e.keyword === 'additionalProperties') return `${at}: unknown field "${String(params.additionalProperty)}"`;
+    if (e.keyword === 'required') return `${at}: missing field "${String(params.missingProperty)}"`;
+    return `${at} ${e.message ?? 'is invalid'}`;
+  });
+  return new Error(`invalid request: ${problems.join('; ')}`);
 }
