@@ -98,14 +98,28 @@ function answer<Res>(callback: grpc.sendUnaryData<Res>, run: () => Res): void {
   callback(null, res);
 }
 
-// The `hang` and `slow_ms` faults are read when a call arrives.
+// The `hang` and `slow_ms` faults are read when a call arrives. A call whose deadline has passed
+// by the time it would be executed is refused, never executed: Baton bounds every lease it grants
+// by send time + deadline + TTL, so a grant accepted after its deadline could outlive that bound.
 function control<Req, Res>(node: SimNode, run: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const { hang, slowMs } = node.currentFaults;
     if (hang) return; // never answered: the caller's deadline fires
-    if (slowMs > 0) setTimeout(() => answer(callback, () => run(call.request)), slowMs);
-    else answer(callback, () => run(call.request));
+    const execute = (): void => {
+      if (pastDeadline(call.getDeadline())) {
+        callback({ code: grpc.status.DEADLINE_EXCEEDED, details: 'deadline passed before the call was executed' });
+        return;
+      }
+      answer(callback, () => run(call.request));
+    };
+    if (slowMs > 0) setTimeout(execute, slowMs);
+    else execute();
   };
+}
+
+function pastDeadline(deadline: grpc.Deadline): boolean {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) && Date.now() > at;
 }
 
 function controlService(node: SimNode): ControlServiceServer {

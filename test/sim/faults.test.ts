@@ -42,6 +42,17 @@ t.test('faults', async (t) => {
     await f2.sim.setFaults({ faults: {} });
   });
 
+  await t.test('a grant delayed past its deadline is refused, never executed', async (t) => {
+    await f2.sim.setFaults({ faults: { slowMs: 300 } });
+    const err = await rejection(f2.control.startSequencer({ leaseToken: leaseToken(7), leaseTtlMs: 5000 }, { deadlineMs: 100 }));
+    t.equal(err.code, status.DEADLINE_EXCEEDED);
+    await sleep(400); // past the moment the node would have executed it (+300 ms)
+    const state = await f2.sim.inspect();
+    t.equal(state.active, false, 'the late start was not executed');
+    t.equal(state.highestTerm, 0n, 'and its term was not seen');
+    await f2.sim.setFaults({ faults: {} });
+  });
+
   await t.test('stall: healthy and producing, but no block', async (t) => {
     await f1.sim.setFaults({ faults: { stall: true } });
     await sleep(BLOCK_MS); // a block already on its way may still land

@@ -27,7 +27,9 @@ t.test('leases', async (t) => {
     const expiresAt = granted!.expiresAt;
     t.equal(expired.term, '1');
     const late = expired.t - expiresAt;
-    t.ok(late >= 0 && late <= 100, `lease-expired logged ${late} ms after expiresAt`);
+    // The log line comes from a timer, late by however busy the event loop is (2 cores, suites in
+    // parallel); production itself never passes expiresAt (checked strictly below).
+    t.ok(late >= 0 && late <= 250, `lease-expired logged ${late} ms after expiresAt`);
     const blocks = entries(l1, 'block');
     t.ok(blocks.length >= 5, `${blocks.length} blocks while the lease held`);
     t.same(blocks.filter((b) => b.t >= expiresAt), [], 'no block at or after expiresAt');
