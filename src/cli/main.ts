@@ -5,6 +5,7 @@ commands:
   serve   run a control-plane replica (REST API, supervision of chains)
   sim     run simulated sequencer nodes (ControlService + sim control)
   check   verify activity logs against the safety invariants
+  ctl     operate a running Baton over its REST API (list, status, failover, pause...)
   help    show this text
 
 Run \`baton <command> --help\` for the options of a command.`;
@@ -15,6 +16,7 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./serve.js')).runServe,
   sim: async () => (await import('./sim.js')).runSim,
   check: async () => (await import('./check.js')).runCheck,
+  ctl: async () => (await import('./ctl.js')).runCtl,
 };
 
 async function main(argv: string[]): Promise<number> {
