@@ -27,6 +27,7 @@ export interface Config {
     readonly rpcDeadlineMs: number;
   };
   readonly http: { readonly host: string; readonly port: number };
+  readonly grpc: { readonly host: string; readonly port: number };
   /** Chains declared at startup (JSON array of chain specs), applied with PUT semantics. */
   readonly chainsFile: string | undefined;
 }
@@ -39,6 +40,7 @@ const DEFAULTS = {
   replica: { leaseTtlS: 3, fenceMarginMs: 500, takeoverGraceMs: 2000, resyncMs: 5000 },
   node: { rpcDeadlineMs: 250 },
   http: { host: '127.0.0.1', port: 8080 },
+  grpc: { host: '127.0.0.1', port: 9090 },
 };
 
 export class ConfigError extends Error {
@@ -58,6 +60,8 @@ const ENV: Record<string, string> = {
   BATON_NODE_DEADLINE_MS: 'node.rpcDeadlineMs',
   BATON_HTTP_HOST: 'http.host',
   BATON_HTTP_PORT: 'http.port',
+  BATON_GRPC_HOST: 'grpc.host',
+  BATON_GRPC_PORT: 'grpc.port',
   BATON_CHAINS_FILE: 'chainsFile',
 };
 
@@ -96,7 +100,7 @@ function setPath(obj: Record<string, unknown>, path: string, value: string): voi
 }
 
 export function parseConfig(raw: Record<string, unknown>): Config {
-  const known = new Set(['replicaId', 'logLevel', 'etcd', 'replica', 'node', 'http', 'chainsFile']);
+  const known = new Set(['replicaId', 'logLevel', 'etcd', 'replica', 'node', 'http', 'grpc', 'chainsFile']);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new ConfigError(`${k}: unknown setting`);
   const section = (name: keyof typeof DEFAULTS & string): Record<string, unknown> => {
     const v = raw[name] === undefined ? {} : raw[name];
@@ -109,6 +113,7 @@ export function parseConfig(raw: Record<string, unknown>): Config {
   const replica = section('replica');
   const node = section('node');
   const http = section('http');
+  const grpc = section('grpc');
 
   // Values from the environment and flags are strings; a file must give strings where strings are
   // meant (String() would turn a list or an object into a plausible-looking value).
@@ -134,11 +139,15 @@ export function parseConfig(raw: Record<string, unknown>): Config {
     if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: must be an integer in ${min}..${max}, got ${String(v)}`);
     return n;
   };
-  const host = str('http.host', http.host);
   // A hostname, an IPv4 address or a bare IPv6 address (what the listener takes, no brackets).
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(host) && !/^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$/.test(host)) {
-    throw new ConfigError(`http.host: "${host}" must be a hostname or an IP address (IPv6 without brackets)`);
-  }
+  const listenHost = (name: string, v: unknown): string => {
+    const h = str(name, v);
+    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(h) && !/^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$/.test(h)) {
+      throw new ConfigError(`${name}: "${h}" must be a hostname or an IP address (IPv6 without brackets)`);
+    }
+    return h;
+  };
+  const host = listenHost('http.host', http.host);
   const chainsFile = raw.chainsFile === undefined ? undefined : str('chainsFile', raw.chainsFile);
   if (chainsFile === '') throw new ConfigError('chainsFile: must be a file path');
   const cfg: Config = {
@@ -157,8 +166,12 @@ export function parseConfig(raw: Record<string, unknown>): Config {
     },
     node: { rpcDeadlineMs: int('node.rpcDeadlineMs', node.rpcDeadlineMs, 20, 60_000) },
     http: { host, port: int('http.port', http.port, 0, 65535) },
+    grpc: { host: listenHost('grpc.host', grpc.host), port: int('grpc.port', grpc.port, 0, 65535) },
     chainsFile,
   };
+  if (cfg.grpc.port !== 0 && cfg.grpc.port === cfg.http.port) {
+    throw new ConfigError(`grpc.port: ${cfg.grpc.port} is also http.port; the two listeners need their own ports`);
+  }
   // Contradictory timings.
   const ttlMs = cfg.replica.leaseTtlS * 1000;
   if (cfg.replica.fenceMarginMs >= ttlMs / 2) {

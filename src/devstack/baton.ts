@@ -40,6 +40,7 @@ export async function startBaton(opts: StartBatonOptions): Promise<BatonProcess>
     ...opts.config,
     etcd: { ...(opts.config?.etcd as object | undefined), endpoints: opts.etcd },
     http: { host: '127.0.0.1', port: 0 },
+    grpc: { host: '127.0.0.1', port: 0 },
   };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   let address: string | undefined;

@@ -11,21 +11,34 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Struct } from "../../google/protobuf/struct.js";
+import { Timestamp } from "../../google/protobuf/timestamp.js";
 
 export const protobufPackage = "baton.v1";
 
 export const protobufFileName = "baton/v1/baton.proto";
 
 /**
- * Baton's own control-plane API (first version). The REST API in openapi.yaml exposes the same
- * operations; the operator-API issue completes this service.
+ * Baton's own control-plane API: the same operations as the REST API in openapi.yaml, plus a
+ * server-streamed event feed. Every error carries Baton's error code in the trailing metadata key
+ * `baton-error-code` next to the gRPC status (see src/adapters/grpc/errors.ts for the table).
+ *
+ * Mutations of leadership (Failover, Switchover, CancelSwitchover, Pause, Resume) are intents: the
+ * answer carries the durable Operation, which the chain's supervisor then executes; poll it with
+ * GetOperation (wait_ms) or follow WatchEvents. Each takes an idempotency key, as the field
+ * `idempotency_key` or the metadata key `idempotency-key` (both: they must be equal): a replay of
+ * the same request returns the first operation (`replayed`), the same key with another request is
+ * refused (FAILED_PRECONDITION, baton-error-code IDEMPOTENCY_MISMATCH). PutChain, DeleteChain and
+ * PutFleetSettings are idempotent by themselves (put and delete semantics).
  */
 
 export enum FencingMode {
@@ -67,6 +80,349 @@ export function fencingModeToJSON(object: FencingMode): string {
   }
 }
 
+export enum NodeRole {
+  NODE_ROLE_UNSPECIFIED = 0,
+  NODE_ROLE_ACTIVE = 1,
+  NODE_ROLE_STANDBY = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function nodeRoleFromJSON(object: any): NodeRole {
+  switch (object) {
+    case 0:
+    case "NODE_ROLE_UNSPECIFIED":
+      return NodeRole.NODE_ROLE_UNSPECIFIED;
+    case 1:
+    case "NODE_ROLE_ACTIVE":
+      return NodeRole.NODE_ROLE_ACTIVE;
+    case 2:
+    case "NODE_ROLE_STANDBY":
+      return NodeRole.NODE_ROLE_STANDBY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return NodeRole.UNRECOGNIZED;
+  }
+}
+
+export function nodeRoleToJSON(object: NodeRole): string {
+  switch (object) {
+    case NodeRole.NODE_ROLE_UNSPECIFIED:
+      return "NODE_ROLE_UNSPECIFIED";
+    case NodeRole.NODE_ROLE_ACTIVE:
+      return "NODE_ROLE_ACTIVE";
+    case NodeRole.NODE_ROLE_STANDBY:
+      return "NODE_ROLE_STANDBY";
+    case NodeRole.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum ChainFilter {
+  /** CHAIN_FILTER_UNSPECIFIED - every chain */
+  CHAIN_FILTER_UNSPECIFIED = 0,
+  CHAIN_FILTER_LEADERLESS = 1,
+  CHAIN_FILTER_PAUSED = 2,
+  CHAIN_FILTER_DEGRADED = 3,
+  CHAIN_FILTER_FAILING_OVER = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function chainFilterFromJSON(object: any): ChainFilter {
+  switch (object) {
+    case 0:
+    case "CHAIN_FILTER_UNSPECIFIED":
+      return ChainFilter.CHAIN_FILTER_UNSPECIFIED;
+    case 1:
+    case "CHAIN_FILTER_LEADERLESS":
+      return ChainFilter.CHAIN_FILTER_LEADERLESS;
+    case 2:
+    case "CHAIN_FILTER_PAUSED":
+      return ChainFilter.CHAIN_FILTER_PAUSED;
+    case 3:
+    case "CHAIN_FILTER_DEGRADED":
+      return ChainFilter.CHAIN_FILTER_DEGRADED;
+    case 4:
+    case "CHAIN_FILTER_FAILING_OVER":
+      return ChainFilter.CHAIN_FILTER_FAILING_OVER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ChainFilter.UNRECOGNIZED;
+  }
+}
+
+export function chainFilterToJSON(object: ChainFilter): string {
+  switch (object) {
+    case ChainFilter.CHAIN_FILTER_UNSPECIFIED:
+      return "CHAIN_FILTER_UNSPECIFIED";
+    case ChainFilter.CHAIN_FILTER_LEADERLESS:
+      return "CHAIN_FILTER_LEADERLESS";
+    case ChainFilter.CHAIN_FILTER_PAUSED:
+      return "CHAIN_FILTER_PAUSED";
+    case ChainFilter.CHAIN_FILTER_DEGRADED:
+      return "CHAIN_FILTER_DEGRADED";
+    case ChainFilter.CHAIN_FILTER_FAILING_OVER:
+      return "CHAIN_FILTER_FAILING_OVER";
+    case ChainFilter.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum OperationKind {
+  OPERATION_KIND_UNSPECIFIED = 0,
+  OPERATION_KIND_FAILOVER = 1,
+  OPERATION_KIND_SWITCHOVER = 2,
+  OPERATION_KIND_PAUSE = 3,
+  OPERATION_KIND_RESUME = 4,
+  OPERATION_KIND_CANCEL_SWITCHOVER = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function operationKindFromJSON(object: any): OperationKind {
+  switch (object) {
+    case 0:
+    case "OPERATION_KIND_UNSPECIFIED":
+      return OperationKind.OPERATION_KIND_UNSPECIFIED;
+    case 1:
+    case "OPERATION_KIND_FAILOVER":
+      return OperationKind.OPERATION_KIND_FAILOVER;
+    case 2:
+    case "OPERATION_KIND_SWITCHOVER":
+      return OperationKind.OPERATION_KIND_SWITCHOVER;
+    case 3:
+    case "OPERATION_KIND_PAUSE":
+      return OperationKind.OPERATION_KIND_PAUSE;
+    case 4:
+    case "OPERATION_KIND_RESUME":
+      return OperationKind.OPERATION_KIND_RESUME;
+    case 5:
+    case "OPERATION_KIND_CANCEL_SWITCHOVER":
+      return OperationKind.OPERATION_KIND_CANCEL_SWITCHOVER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return OperationKind.UNRECOGNIZED;
+  }
+}
+
+export function operationKindToJSON(object: OperationKind): string {
+  switch (object) {
+    case OperationKind.OPERATION_KIND_UNSPECIFIED:
+      return "OPERATION_KIND_UNSPECIFIED";
+    case OperationKind.OPERATION_KIND_FAILOVER:
+      return "OPERATION_KIND_FAILOVER";
+    case OperationKind.OPERATION_KIND_SWITCHOVER:
+      return "OPERATION_KIND_SWITCHOVER";
+    case OperationKind.OPERATION_KIND_PAUSE:
+      return "OPERATION_KIND_PAUSE";
+    case OperationKind.OPERATION_KIND_RESUME:
+      return "OPERATION_KIND_RESUME";
+    case OperationKind.OPERATION_KIND_CANCEL_SWITCHOVER:
+      return "OPERATION_KIND_CANCEL_SWITCHOVER";
+    case OperationKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum OperationState {
+  OPERATION_STATE_UNSPECIFIED = 0,
+  OPERATION_STATE_PENDING = 1,
+  OPERATION_STATE_SCHEDULED = 2,
+  OPERATION_STATE_RUNNING = 3,
+  OPERATION_STATE_SUCCEEDED = 4,
+  OPERATION_STATE_FAILED = 5,
+  OPERATION_STATE_CANCELLED = 6,
+  UNRECOGNIZED = -1,
+}
+
+export function operationStateFromJSON(object: any): OperationState {
+  switch (object) {
+    case 0:
+    case "OPERATION_STATE_UNSPECIFIED":
+      return OperationState.OPERATION_STATE_UNSPECIFIED;
+    case 1:
+    case "OPERATION_STATE_PENDING":
+      return OperationState.OPERATION_STATE_PENDING;
+    case 2:
+    case "OPERATION_STATE_SCHEDULED":
+      return OperationState.OPERATION_STATE_SCHEDULED;
+    case 3:
+    case "OPERATION_STATE_RUNNING":
+      return OperationState.OPERATION_STATE_RUNNING;
+    case 4:
+    case "OPERATION_STATE_SUCCEEDED":
+      return OperationState.OPERATION_STATE_SUCCEEDED;
+    case 5:
+    case "OPERATION_STATE_FAILED":
+      return OperationState.OPERATION_STATE_FAILED;
+    case 6:
+    case "OPERATION_STATE_CANCELLED":
+      return OperationState.OPERATION_STATE_CANCELLED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return OperationState.UNRECOGNIZED;
+  }
+}
+
+export function operationStateToJSON(object: OperationState): string {
+  switch (object) {
+    case OperationState.OPERATION_STATE_UNSPECIFIED:
+      return "OPERATION_STATE_UNSPECIFIED";
+    case OperationState.OPERATION_STATE_PENDING:
+      return "OPERATION_STATE_PENDING";
+    case OperationState.OPERATION_STATE_SCHEDULED:
+      return "OPERATION_STATE_SCHEDULED";
+    case OperationState.OPERATION_STATE_RUNNING:
+      return "OPERATION_STATE_RUNNING";
+    case OperationState.OPERATION_STATE_SUCCEEDED:
+      return "OPERATION_STATE_SUCCEEDED";
+    case OperationState.OPERATION_STATE_FAILED:
+      return "OPERATION_STATE_FAILED";
+    case OperationState.OPERATION_STATE_CANCELLED:
+      return "OPERATION_STATE_CANCELLED";
+    case OperationState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum StepState {
+  STEP_STATE_UNSPECIFIED = 0,
+  STEP_STATE_RUNNING = 1,
+  STEP_STATE_DONE = 2,
+  STEP_STATE_FAILED = 3,
+  STEP_STATE_SKIPPED = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function stepStateFromJSON(object: any): StepState {
+  switch (object) {
+    case 0:
+    case "STEP_STATE_UNSPECIFIED":
+      return StepState.STEP_STATE_UNSPECIFIED;
+    case 1:
+    case "STEP_STATE_RUNNING":
+      return StepState.STEP_STATE_RUNNING;
+    case 2:
+    case "STEP_STATE_DONE":
+      return StepState.STEP_STATE_DONE;
+    case 3:
+    case "STEP_STATE_FAILED":
+      return StepState.STEP_STATE_FAILED;
+    case 4:
+    case "STEP_STATE_SKIPPED":
+      return StepState.STEP_STATE_SKIPPED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return StepState.UNRECOGNIZED;
+  }
+}
+
+export function stepStateToJSON(object: StepState): string {
+  switch (object) {
+    case StepState.STEP_STATE_UNSPECIFIED:
+      return "STEP_STATE_UNSPECIFIED";
+    case StepState.STEP_STATE_RUNNING:
+      return "STEP_STATE_RUNNING";
+    case StepState.STEP_STATE_DONE:
+      return "STEP_STATE_DONE";
+    case StepState.STEP_STATE_FAILED:
+      return "STEP_STATE_FAILED";
+    case StepState.STEP_STATE_SKIPPED:
+      return "STEP_STATE_SKIPPED";
+    case StepState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum EventType {
+  EVENT_TYPE_UNSPECIFIED = 0,
+  EVENT_TYPE_CHAIN_REGISTERED = 1,
+  EVENT_TYPE_CHAIN_UPDATED = 2,
+  EVENT_TYPE_CHAIN_REMOVED = 3,
+  EVENT_TYPE_LEADER_CHANGED = 4,
+  EVENT_TYPE_PAUSED = 5,
+  EVENT_TYPE_RESUMED = 6,
+  EVENT_TYPE_NODE_HEALTH_CHANGED = 7,
+  EVENT_TYPE_OPERATION_CHANGED = 8,
+  EVENT_TYPE_RESYNC = 9,
+  UNRECOGNIZED = -1,
+}
+
+export function eventTypeFromJSON(object: any): EventType {
+  switch (object) {
+    case 0:
+    case "EVENT_TYPE_UNSPECIFIED":
+      return EventType.EVENT_TYPE_UNSPECIFIED;
+    case 1:
+    case "EVENT_TYPE_CHAIN_REGISTERED":
+      return EventType.EVENT_TYPE_CHAIN_REGISTERED;
+    case 2:
+    case "EVENT_TYPE_CHAIN_UPDATED":
+      return EventType.EVENT_TYPE_CHAIN_UPDATED;
+    case 3:
+    case "EVENT_TYPE_CHAIN_REMOVED":
+      return EventType.EVENT_TYPE_CHAIN_REMOVED;
+    case 4:
+    case "EVENT_TYPE_LEADER_CHANGED":
+      return EventType.EVENT_TYPE_LEADER_CHANGED;
+    case 5:
+    case "EVENT_TYPE_PAUSED":
+      return EventType.EVENT_TYPE_PAUSED;
+    case 6:
+    case "EVENT_TYPE_RESUMED":
+      return EventType.EVENT_TYPE_RESUMED;
+    case 7:
+    case "EVENT_TYPE_NODE_HEALTH_CHANGED":
+      return EventType.EVENT_TYPE_NODE_HEALTH_CHANGED;
+    case 8:
+    case "EVENT_TYPE_OPERATION_CHANGED":
+      return EventType.EVENT_TYPE_OPERATION_CHANGED;
+    case 9:
+    case "EVENT_TYPE_RESYNC":
+      return EventType.EVENT_TYPE_RESYNC;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return EventType.UNRECOGNIZED;
+  }
+}
+
+export function eventTypeToJSON(object: EventType): string {
+  switch (object) {
+    case EventType.EVENT_TYPE_UNSPECIFIED:
+      return "EVENT_TYPE_UNSPECIFIED";
+    case EventType.EVENT_TYPE_CHAIN_REGISTERED:
+      return "EVENT_TYPE_CHAIN_REGISTERED";
+    case EventType.EVENT_TYPE_CHAIN_UPDATED:
+      return "EVENT_TYPE_CHAIN_UPDATED";
+    case EventType.EVENT_TYPE_CHAIN_REMOVED:
+      return "EVENT_TYPE_CHAIN_REMOVED";
+    case EventType.EVENT_TYPE_LEADER_CHANGED:
+      return "EVENT_TYPE_LEADER_CHANGED";
+    case EventType.EVENT_TYPE_PAUSED:
+      return "EVENT_TYPE_PAUSED";
+    case EventType.EVENT_TYPE_RESUMED:
+      return "EVENT_TYPE_RESUMED";
+    case EventType.EVENT_TYPE_NODE_HEALTH_CHANGED:
+      return "EVENT_TYPE_NODE_HEALTH_CHANGED";
+    case EventType.EVENT_TYPE_OPERATION_CHANGED:
+      return "EVENT_TYPE_OPERATION_CHANGED";
+    case EventType.EVENT_TYPE_RESYNC:
+      return "EVENT_TYPE_RESYNC";
+    case EventType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface UnsafeHead {
   number: bigint;
   hash: Buffer;
@@ -89,8 +445,41 @@ export interface NodeSpec {
 export interface ChainSpec {
   id: string;
   nodes: NodeSpec[];
+  /** 0 in PutChain: the default */
   blockTimeMs: number;
+  /** UNSPECIFIED in PutChain: the default (lease) */
   fencingMode: FencingMode;
+  /** empty: not checked */
+  genesisHash: Buffer;
+  policy: ChainPolicy | undefined;
+}
+
+/**
+ * The rest of a chain's policy (block time and fencing mode are in ChainSpec). An unset field
+ * takes its default in PutChain; answers always set every field.
+ */
+export interface ChainPolicy {
+  probeIntervalMs?:
+    | number
+    | undefined;
+  /** The active is unhealthy after this many failed probes in a row. */
+  failureThreshold?:
+    | number
+    | undefined;
+  /** The active is stalled when its head has not advanced for stall_factor × block_time_ms. */
+  stallFactor?:
+    | number
+    | undefined;
+  /** Node lease granted by Start and each renewal. */
+  leaseTtlMs?:
+    | number
+    | undefined;
+  /** A standby is eligible only within this many blocks of the recorded unsafe head. */
+  maxLagBlocks?:
+    | number
+    | undefined;
+  /** No automatic failover within this long after the previous one. */
+  antiFlapMs?: number | undefined;
 }
 
 export interface LeaderRecord {
@@ -99,20 +488,108 @@ export interface LeaderRecord {
   mode: FencingMode;
   sinceMs: bigint;
   reason: string;
+  /** recorded unsafe head the node was told to continue from */
+  fromHead: bigint;
+}
+
+/** What Baton sees of one node: health, lag and eligibility with reasons. */
+export interface NodeStatus {
+  id: string;
+  endpoint: string;
+  zone: string;
+  priority: number;
+  role: NodeRole;
+  reachable: boolean;
+  healthy: boolean;
+  producing: boolean;
+  /** highest term the node reported (0: none) */
+  term: bigint;
+  /** unset: unknown */
+  headNumber?:
+    | bigint
+    | undefined;
+  /** blocks behind the recorded unsafe head; unset: unknown */
+  lag?: bigint | undefined;
+  eligible: boolean;
+  reasons: string[];
+  lastError: string;
+}
+
+export interface TermRecord {
+  term: bigint;
+  nodeId: string;
+  /** empty: none */
+  previousNodeId: string;
+  /** 0: none */
+  previousTerm: bigint;
+  fromHead: bigint;
+  reason: string;
+  atMs: bigint;
+  supervisor: string;
+  /** detection to new leader started, when known */
+  durationMs?: bigint | undefined;
 }
 
 export interface ChainStatus {
-  spec: ChainSpec | undefined;
-  leader: LeaderRecord | undefined;
-  unsafeHead: UnsafeHead | undefined;
+  spec:
+    | ChainSpec
+    | undefined;
+  /** unset: no leader */
+  leader:
+    | LeaderRecord
+    | undefined;
+  /** unset: none recorded */
+  unsafeHead:
+    | UnsafeHead
+    | undefined;
+  /** replica supervising the chain; empty: none */
   supervisor: string;
+  nodes: NodeStatus[];
+  /** unset: never */
+  lastFailover:
+    | TermRecord
+    | undefined;
+  /** the supervisor's latest decision, when the answering replica supervises it */
+  decision: string;
+}
+
+/** One line of the fleet listing. */
+export interface ChainSummary {
+  id: string;
+  /** empty: none */
+  leader: string;
+  /** 0: no leader */
+  term: bigint;
+  headNumber?: bigint | undefined;
+  supervisor: string;
+  nodes: number;
+  fencingMode: FencingMode;
+  paused: boolean;
+  states: ChainFilter[];
+}
+
+export interface ChainCounts {
+  total: number;
+  leaderless: number;
+  paused: number;
+  degraded: number;
+  failingOver: number;
 }
 
 export interface ListChainsRequest {
+  filter: ChainFilter;
 }
 
 export interface ListChainsResponse {
+  /**
+   * Never filled: the listing is `summaries` (full status per chain: GetChain).
+   *
+   * @deprecated
+   */
   chains: ChainStatus[];
+  summaries: ChainSummary[];
+  /** over all chains, whatever the filter */
+  counts: ChainCounts | undefined;
 }
 
 export interface GetChainRequest {
@@ -132,6 +609,257 @@ export interface CommitUnsafeHeadRequest {
 
 export interface CommitUnsafeHeadResponse {
   head: UnsafeHead | undefined;
+}
+
+export interface PutChainRequest {
+  spec: ChainSpec | undefined;
+}
+
+export interface PutChainResponse {
+  /** as stored, defaults filled in */
+  spec:
+    | ChainSpec
+    | undefined;
+  /** false: an existing spec was replaced */
+  created: boolean;
+}
+
+export interface DeleteChainRequest {
+  chainId: string;
+}
+
+export interface DeleteChainResponse {
+}
+
+export interface GetLeaderRequest {
+  chainId: string;
+  /** a term; 0: answer at once */
+  waitForChangeFrom: bigint;
+  /** wait at most this long (0: 30 s; at most 60 s and the call's deadline) */
+  timeoutMs: number;
+}
+
+export interface GetLeaderResponse {
+  /** empty: no leader */
+  nodeId: string;
+  /** 0: no leader */
+  term: bigint;
+  endpoint: string;
+  /** the term differs from wait_for_change_from */
+  changed: boolean;
+}
+
+export interface GetHistoryRequest {
+  chainId: string;
+  /** 0: 50; at most 1000 */
+  limit: number;
+}
+
+export interface GetHistoryResponse {
+  terms: TermRecord[];
+}
+
+export interface OperationStep {
+  name: string;
+  state: StepState;
+  atMs: bigint;
+  detail: string;
+}
+
+export interface OperationResult {
+  /** 0: none */
+  term: bigint;
+  nodeId: string;
+  headNumber?: bigint | undefined;
+  detail: string;
+}
+
+export interface OperationError {
+  /** a Baton error code (NOT_ELIGIBLE, PAUSED, ...) */
+  code: string;
+  message: string;
+}
+
+/** The durable record of an operator request. */
+export interface Operation {
+  id: string;
+  chainId: string;
+  kind: OperationKind;
+  state: OperationState;
+  reason: string;
+  /** failover: the requested node; empty: the best eligible standby */
+  candidate: string;
+  /** switchover: the requested node; empty: the best eligible standby */
+  target: string;
+  /** switchover: when */
+  scheduledAtMs?:
+    | bigint
+    | undefined;
+  /** pause: when it ends by itself */
+  untilMs?: bigint | undefined;
+  steps: OperationStep[];
+  createdAtMs: bigint;
+  updatedAtMs: bigint;
+  result: OperationResult | undefined;
+  error: OperationError | undefined;
+  requestId: string;
+  idempotencyKey: string;
+  /** replica that executes (or executed) it */
+  executor: string;
+}
+
+export interface FailoverRequest {
+  chainId: string;
+  /** empty: the best eligible standby */
+  candidate: string;
+  /** required */
+  reason: string;
+  dryRun: boolean;
+  idempotencyKey: string;
+}
+
+/** What a failover would do now. */
+export interface FailoverPlan {
+  /** current active; empty: none */
+  from: string;
+  /** the node it would make active; empty: none would be */
+  to: string;
+  reason: string;
+  nodes: NodeStatus[];
+}
+
+export interface FailoverResponse {
+  operation?:
+    | Operation
+    | undefined;
+  /** dry_run */
+  plan?: FailoverPlan | undefined;
+  replayed: boolean;
+}
+
+export interface SwitchoverRequest {
+  chainId: string;
+  /** empty: the best eligible standby */
+  target: string;
+  /** unset: now; at most 7 days ahead */
+  scheduledAt:
+    | Date
+    | undefined;
+  /** required */
+  reason: string;
+  idempotencyKey: string;
+}
+
+export interface SwitchoverResponse {
+  operation: Operation | undefined;
+  replayed: boolean;
+}
+
+export interface CancelSwitchoverRequest {
+  chainId: string;
+  /** required */
+  reason: string;
+  idempotencyKey: string;
+}
+
+export interface CancelSwitchoverResponse {
+  operation: Operation | undefined;
+  replayed: boolean;
+}
+
+export interface PauseRequest {
+  chainId: string;
+  /** unset: until resumed */
+  until:
+    | Date
+    | undefined;
+  /** required */
+  reason: string;
+  idempotencyKey: string;
+}
+
+export interface PauseResponse {
+  operation: Operation | undefined;
+  replayed: boolean;
+}
+
+export interface ResumeRequest {
+  chainId: string;
+  /** required */
+  reason: string;
+  idempotencyKey: string;
+}
+
+export interface ResumeResponse {
+  operation: Operation | undefined;
+  replayed: boolean;
+}
+
+export interface GetOperationRequest {
+  operationId: string;
+  /** 0: at once; at most 60 s and the call's deadline */
+  waitMs: number;
+}
+
+export interface GetOperationResponse {
+  operation: Operation | undefined;
+}
+
+export interface ListOperationsRequest {
+  /** empty: every chain */
+  chainId: string;
+  /** 0: 50; at most 1000 */
+  limit: number;
+}
+
+export interface ListOperationsResponse {
+  operations: Operation[];
+}
+
+export interface FleetSettings {
+  autoFailover: boolean;
+  maxConcurrentFailovers: number;
+}
+
+export interface GetFleetSettingsRequest {
+}
+
+export interface GetFleetSettingsResponse {
+  settings: FleetSettings | undefined;
+}
+
+/** Both fields are required: an unset switch must not read as "off". */
+export interface PutFleetSettingsRequest {
+  autoFailover?: boolean | undefined;
+  maxConcurrentFailovers?: number | undefined;
+}
+
+export interface PutFleetSettingsResponse {
+  settings: FleetSettings | undefined;
+}
+
+export interface Event {
+  /** `<etcd revision>-<index>`: totally ordered; pass as after_id to resume */
+  id: string;
+  type: EventType;
+  /** empty: a fleet event */
+  chainId: string;
+  /**
+   * The same fields as the REST event stream's `data` (e.g. leader-changed: nodeId, term, reason,
+   * fromHead; paused: reason, untilMs, operationId; operation-changed: id, kind, state).
+   */
+  data: { [key: string]: any } | undefined;
+}
+
+export interface WatchEventsRequest {
+  /** an Event.id; empty: from now */
+  afterId: string;
+  /** empty: every chain (fleet events always come) */
+  chainId: string;
+}
+
+export interface WatchEventsResponse {
+  event: Event | undefined;
 }
 
 function createBaseUnsafeHead(): UnsafeHead {
@@ -446,7 +1174,7 @@ export const NodeSpec: MessageFns<NodeSpec> = {
 };
 
 function createBaseChainSpec(): ChainSpec {
-  return { id: "", nodes: [], blockTimeMs: 0, fencingMode: 0 };
+  return { id: "", nodes: [], blockTimeMs: 0, fencingMode: 0, genesisHash: Buffer.alloc(0), policy: undefined };
 }
 
 export const ChainSpec: MessageFns<ChainSpec> = {
@@ -462,6 +1190,12 @@ export const ChainSpec: MessageFns<ChainSpec> = {
     }
     if (message.fencingMode !== 0) {
       writer.uint32(32).int32(message.fencingMode);
+    }
+    if (message.genesisHash.length !== 0) {
+      writer.uint32(42).bytes(message.genesisHash);
+    }
+    if (message.policy !== undefined) {
+      ChainPolicy.encode(message.policy, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -511,6 +1245,22 @@ export const ChainSpec: MessageFns<ChainSpec> = {
             message.fencingMode = reader.int32() as any;
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.genesisHash = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.policy = ChainPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -537,6 +1287,12 @@ export const ChainSpec: MessageFns<ChainSpec> = {
         : isSet(object.fencing_mode)
         ? fencingModeFromJSON(object.fencing_mode)
         : 0,
+      genesisHash: isSet(object.genesisHash)
+        ? Buffer.from(bytesFromBase64(object.genesisHash))
+        : isSet(object.genesis_hash)
+        ? Buffer.from(bytesFromBase64(object.genesis_hash))
+        : Buffer.alloc(0),
+      policy: isSet(object.policy) ? ChainPolicy.fromJSON(object.policy) : undefined,
     };
   },
 
@@ -554,6 +1310,12 @@ export const ChainSpec: MessageFns<ChainSpec> = {
     if (message.fencingMode !== 0) {
       obj.fencingMode = fencingModeToJSON(message.fencingMode);
     }
+    if (message.genesisHash.length !== 0) {
+      obj.genesisHash = base64FromBytes(message.genesisHash);
+    }
+    if (message.policy !== undefined) {
+      obj.policy = ChainPolicy.toJSON(message.policy);
+    }
     return obj;
   },
 
@@ -566,12 +1328,196 @@ export const ChainSpec: MessageFns<ChainSpec> = {
     message.nodes = object.nodes?.map((e) => NodeSpec.fromPartial(e)) || [];
     message.blockTimeMs = object.blockTimeMs ?? 0;
     message.fencingMode = object.fencingMode ?? 0;
+    message.genesisHash = object.genesisHash ?? Buffer.alloc(0);
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? ChainPolicy.fromPartial(object.policy)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseChainPolicy(): ChainPolicy {
+  return {
+    probeIntervalMs: undefined,
+    failureThreshold: undefined,
+    stallFactor: undefined,
+    leaseTtlMs: undefined,
+    maxLagBlocks: undefined,
+    antiFlapMs: undefined,
+  };
+}
+
+export const ChainPolicy: MessageFns<ChainPolicy> = {
+  encode(message: ChainPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.probeIntervalMs !== undefined) {
+      writer.uint32(8).uint32(message.probeIntervalMs);
+    }
+    if (message.failureThreshold !== undefined) {
+      writer.uint32(16).uint32(message.failureThreshold);
+    }
+    if (message.stallFactor !== undefined) {
+      writer.uint32(24).uint32(message.stallFactor);
+    }
+    if (message.leaseTtlMs !== undefined) {
+      writer.uint32(32).uint32(message.leaseTtlMs);
+    }
+    if (message.maxLagBlocks !== undefined) {
+      writer.uint32(40).uint32(message.maxLagBlocks);
+    }
+    if (message.antiFlapMs !== undefined) {
+      writer.uint32(48).uint32(message.antiFlapMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChainPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChainPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.probeIntervalMs = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.failureThreshold = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.stallFactor = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.leaseTtlMs = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.maxLagBlocks = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.antiFlapMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChainPolicy {
+    return {
+      probeIntervalMs: isSet(object.probeIntervalMs)
+        ? globalThis.Number(object.probeIntervalMs)
+        : isSet(object.probe_interval_ms)
+        ? globalThis.Number(object.probe_interval_ms)
+        : undefined,
+      failureThreshold: isSet(object.failureThreshold)
+        ? globalThis.Number(object.failureThreshold)
+        : isSet(object.failure_threshold)
+        ? globalThis.Number(object.failure_threshold)
+        : undefined,
+      stallFactor: isSet(object.stallFactor)
+        ? globalThis.Number(object.stallFactor)
+        : isSet(object.stall_factor)
+        ? globalThis.Number(object.stall_factor)
+        : undefined,
+      leaseTtlMs: isSet(object.leaseTtlMs)
+        ? globalThis.Number(object.leaseTtlMs)
+        : isSet(object.lease_ttl_ms)
+        ? globalThis.Number(object.lease_ttl_ms)
+        : undefined,
+      maxLagBlocks: isSet(object.maxLagBlocks)
+        ? globalThis.Number(object.maxLagBlocks)
+        : isSet(object.max_lag_blocks)
+        ? globalThis.Number(object.max_lag_blocks)
+        : undefined,
+      antiFlapMs: isSet(object.antiFlapMs)
+        ? globalThis.Number(object.antiFlapMs)
+        : isSet(object.anti_flap_ms)
+        ? globalThis.Number(object.anti_flap_ms)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ChainPolicy): unknown {
+    const obj: any = {};
+    if (message.probeIntervalMs !== undefined) {
+      obj.probeIntervalMs = Math.round(message.probeIntervalMs);
+    }
+    if (message.failureThreshold !== undefined) {
+      obj.failureThreshold = Math.round(message.failureThreshold);
+    }
+    if (message.stallFactor !== undefined) {
+      obj.stallFactor = Math.round(message.stallFactor);
+    }
+    if (message.leaseTtlMs !== undefined) {
+      obj.leaseTtlMs = Math.round(message.leaseTtlMs);
+    }
+    if (message.maxLagBlocks !== undefined) {
+      obj.maxLagBlocks = Math.round(message.maxLagBlocks);
+    }
+    if (message.antiFlapMs !== undefined) {
+      obj.antiFlapMs = Math.round(message.antiFlapMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChainPolicy>): ChainPolicy {
+    return ChainPolicy.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChainPolicy>): ChainPolicy {
+    const message = createBaseChainPolicy();
+    message.probeIntervalMs = object.probeIntervalMs ?? undefined;
+    message.failureThreshold = object.failureThreshold ?? undefined;
+    message.stallFactor = object.stallFactor ?? undefined;
+    message.leaseTtlMs = object.leaseTtlMs ?? undefined;
+    message.maxLagBlocks = object.maxLagBlocks ?? undefined;
+    message.antiFlapMs = object.antiFlapMs ?? undefined;
     return message;
   },
 };
 
 function createBaseLeaderRecord(): LeaderRecord {
-  return { nodeId: "", term: 0n, mode: 0, sinceMs: 0n, reason: "" };
+  return { nodeId: "", term: 0n, mode: 0, sinceMs: 0n, reason: "", fromHead: 0n };
 }
 
 export const LeaderRecord: MessageFns<LeaderRecord> = {
@@ -596,6 +1542,12 @@ export const LeaderRecord: MessageFns<LeaderRecord> = {
     }
     if (message.reason !== "") {
       writer.uint32(42).string(message.reason);
+    }
+    if (message.fromHead !== 0n) {
+      if (BigInt.asUintN(64, message.fromHead) !== message.fromHead) {
+        throw new globalThis.Error("value provided for field message.fromHead of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.fromHead);
     }
     return writer;
   },
@@ -653,6 +1605,14 @@ export const LeaderRecord: MessageFns<LeaderRecord> = {
             message.reason = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.fromHead = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -676,6 +1636,11 @@ export const LeaderRecord: MessageFns<LeaderRecord> = {
       mode: isSet(object.mode) ? fencingModeFromJSON(object.mode) : 0,
       sinceMs: isSet(object.sinceMs) ? BigInt(object.sinceMs) : isSet(object.since_ms) ? BigInt(object.since_ms) : 0n,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      fromHead: isSet(object.fromHead)
+        ? BigInt(object.fromHead)
+        : isSet(object.from_head)
+        ? BigInt(object.from_head)
+        : 0n,
     };
   },
 
@@ -696,6 +1661,9 @@ export const LeaderRecord: MessageFns<LeaderRecord> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.fromHead !== 0n) {
+      obj.fromHead = message.fromHead.toString();
+    }
     return obj;
   },
 
@@ -709,12 +1677,578 @@ export const LeaderRecord: MessageFns<LeaderRecord> = {
     message.mode = object.mode ?? 0;
     message.sinceMs = (object.sinceMs !== undefined && object.sinceMs !== null) ? BigInt(object.sinceMs) : 0n;
     message.reason = object.reason ?? "";
+    message.fromHead = (object.fromHead !== undefined && object.fromHead !== null) ? BigInt(object.fromHead) : 0n;
+    return message;
+  },
+};
+
+function createBaseNodeStatus(): NodeStatus {
+  return {
+    id: "",
+    endpoint: "",
+    zone: "",
+    priority: 0,
+    role: 0,
+    reachable: false,
+    healthy: false,
+    producing: false,
+    term: 0n,
+    headNumber: undefined,
+    lag: undefined,
+    eligible: false,
+    reasons: [],
+    lastError: "",
+  };
+}
+
+export const NodeStatus: MessageFns<NodeStatus> = {
+  encode(message: NodeStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.endpoint !== "") {
+      writer.uint32(18).string(message.endpoint);
+    }
+    if (message.zone !== "") {
+      writer.uint32(26).string(message.zone);
+    }
+    if (message.priority !== 0) {
+      writer.uint32(32).int32(message.priority);
+    }
+    if (message.role !== 0) {
+      writer.uint32(40).int32(message.role);
+    }
+    if (message.reachable !== false) {
+      writer.uint32(48).bool(message.reachable);
+    }
+    if (message.healthy !== false) {
+      writer.uint32(56).bool(message.healthy);
+    }
+    if (message.producing !== false) {
+      writer.uint32(64).bool(message.producing);
+    }
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(72).uint64(message.term);
+    }
+    if (message.headNumber !== undefined) {
+      if (BigInt.asUintN(64, message.headNumber) !== message.headNumber) {
+        throw new globalThis.Error("value provided for field message.headNumber of type uint64 too large");
+      }
+      writer.uint32(80).uint64(message.headNumber);
+    }
+    if (message.lag !== undefined) {
+      if (BigInt.asUintN(64, message.lag) !== message.lag) {
+        throw new globalThis.Error("value provided for field message.lag of type uint64 too large");
+      }
+      writer.uint32(88).uint64(message.lag);
+    }
+    if (message.eligible !== false) {
+      writer.uint32(96).bool(message.eligible);
+    }
+    for (const v of message.reasons) {
+      writer.uint32(106).string(v!);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(114).string(message.lastError);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.endpoint = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.zone = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.priority = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.reachable = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.healthy = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.producing = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.headNumber = reader.uint64() as bigint;
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.lag = reader.uint64() as bigint;
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.eligible = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.reasons.push(reader.string());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeStatus {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
+      zone: isSet(object.zone) ? globalThis.String(object.zone) : "",
+      priority: isSet(object.priority) ? globalThis.Number(object.priority) : 0,
+      role: isSet(object.role) ? nodeRoleFromJSON(object.role) : 0,
+      reachable: isSet(object.reachable) ? globalThis.Boolean(object.reachable) : false,
+      healthy: isSet(object.healthy) ? globalThis.Boolean(object.healthy) : false,
+      producing: isSet(object.producing) ? globalThis.Boolean(object.producing) : false,
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      headNumber: isSet(object.headNumber)
+        ? BigInt(object.headNumber)
+        : isSet(object.head_number)
+        ? BigInt(object.head_number)
+        : undefined,
+      lag: isSet(object.lag) ? BigInt(object.lag) : undefined,
+      eligible: isSet(object.eligible) ? globalThis.Boolean(object.eligible) : false,
+      reasons: globalThis.Array.isArray(object?.reasons) ? object.reasons.map((e: any) => globalThis.String(e)) : [],
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+    };
+  },
+
+  toJSON(message: NodeStatus): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.endpoint !== "") {
+      obj.endpoint = message.endpoint;
+    }
+    if (message.zone !== "") {
+      obj.zone = message.zone;
+    }
+    if (message.priority !== 0) {
+      obj.priority = Math.round(message.priority);
+    }
+    if (message.role !== 0) {
+      obj.role = nodeRoleToJSON(message.role);
+    }
+    if (message.reachable !== false) {
+      obj.reachable = message.reachable;
+    }
+    if (message.healthy !== false) {
+      obj.healthy = message.healthy;
+    }
+    if (message.producing !== false) {
+      obj.producing = message.producing;
+    }
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.headNumber !== undefined) {
+      obj.headNumber = message.headNumber.toString();
+    }
+    if (message.lag !== undefined) {
+      obj.lag = message.lag.toString();
+    }
+    if (message.eligible !== false) {
+      obj.eligible = message.eligible;
+    }
+    if (message.reasons?.length) {
+      obj.reasons = message.reasons;
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NodeStatus>): NodeStatus {
+    return NodeStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NodeStatus>): NodeStatus {
+    const message = createBaseNodeStatus();
+    message.id = object.id ?? "";
+    message.endpoint = object.endpoint ?? "";
+    message.zone = object.zone ?? "";
+    message.priority = object.priority ?? 0;
+    message.role = object.role ?? 0;
+    message.reachable = object.reachable ?? false;
+    message.healthy = object.healthy ?? false;
+    message.producing = object.producing ?? false;
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.headNumber = (object.headNumber !== undefined && object.headNumber !== null)
+      ? BigInt(object.headNumber)
+      : undefined;
+    message.lag = (object.lag !== undefined && object.lag !== null) ? BigInt(object.lag) : undefined;
+    message.eligible = object.eligible ?? false;
+    message.reasons = object.reasons?.map((e) => e) || [];
+    message.lastError = object.lastError ?? "";
+    return message;
+  },
+};
+
+function createBaseTermRecord(): TermRecord {
+  return {
+    term: 0n,
+    nodeId: "",
+    previousNodeId: "",
+    previousTerm: 0n,
+    fromHead: 0n,
+    reason: "",
+    atMs: 0n,
+    supervisor: "",
+    durationMs: undefined,
+  };
+}
+
+export const TermRecord: MessageFns<TermRecord> = {
+  encode(message: TermRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.term);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(18).string(message.nodeId);
+    }
+    if (message.previousNodeId !== "") {
+      writer.uint32(26).string(message.previousNodeId);
+    }
+    if (message.previousTerm !== 0n) {
+      if (BigInt.asUintN(64, message.previousTerm) !== message.previousTerm) {
+        throw new globalThis.Error("value provided for field message.previousTerm of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.previousTerm);
+    }
+    if (message.fromHead !== 0n) {
+      if (BigInt.asUintN(64, message.fromHead) !== message.fromHead) {
+        throw new globalThis.Error("value provided for field message.fromHead of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.fromHead);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    if (message.atMs !== 0n) {
+      if (BigInt.asIntN(64, message.atMs) !== message.atMs) {
+        throw new globalThis.Error("value provided for field message.atMs of type int64 too large");
+      }
+      writer.uint32(56).int64(message.atMs);
+    }
+    if (message.supervisor !== "") {
+      writer.uint32(66).string(message.supervisor);
+    }
+    if (message.durationMs !== undefined) {
+      if (BigInt.asIntN(64, message.durationMs) !== message.durationMs) {
+        throw new globalThis.Error("value provided for field message.durationMs of type int64 too large");
+      }
+      writer.uint32(72).int64(message.durationMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TermRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTermRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.previousNodeId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.previousTerm = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.fromHead = reader.uint64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.atMs = reader.int64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.supervisor = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.durationMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TermRecord {
+    return {
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      previousNodeId: isSet(object.previousNodeId)
+        ? globalThis.String(object.previousNodeId)
+        : isSet(object.previous_node_id)
+        ? globalThis.String(object.previous_node_id)
+        : "",
+      previousTerm: isSet(object.previousTerm)
+        ? BigInt(object.previousTerm)
+        : isSet(object.previous_term)
+        ? BigInt(object.previous_term)
+        : 0n,
+      fromHead: isSet(object.fromHead)
+        ? BigInt(object.fromHead)
+        : isSet(object.from_head)
+        ? BigInt(object.from_head)
+        : 0n,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      atMs: isSet(object.atMs) ? BigInt(object.atMs) : isSet(object.at_ms) ? BigInt(object.at_ms) : 0n,
+      supervisor: isSet(object.supervisor) ? globalThis.String(object.supervisor) : "",
+      durationMs: isSet(object.durationMs)
+        ? BigInt(object.durationMs)
+        : isSet(object.duration_ms)
+        ? BigInt(object.duration_ms)
+        : undefined,
+    };
+  },
+
+  toJSON(message: TermRecord): unknown {
+    const obj: any = {};
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.previousNodeId !== "") {
+      obj.previousNodeId = message.previousNodeId;
+    }
+    if (message.previousTerm !== 0n) {
+      obj.previousTerm = message.previousTerm.toString();
+    }
+    if (message.fromHead !== 0n) {
+      obj.fromHead = message.fromHead.toString();
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.atMs !== 0n) {
+      obj.atMs = message.atMs.toString();
+    }
+    if (message.supervisor !== "") {
+      obj.supervisor = message.supervisor;
+    }
+    if (message.durationMs !== undefined) {
+      obj.durationMs = message.durationMs.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TermRecord>): TermRecord {
+    return TermRecord.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TermRecord>): TermRecord {
+    const message = createBaseTermRecord();
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.nodeId = object.nodeId ?? "";
+    message.previousNodeId = object.previousNodeId ?? "";
+    message.previousTerm = (object.previousTerm !== undefined && object.previousTerm !== null)
+      ? BigInt(object.previousTerm)
+      : 0n;
+    message.fromHead = (object.fromHead !== undefined && object.fromHead !== null) ? BigInt(object.fromHead) : 0n;
+    message.reason = object.reason ?? "";
+    message.atMs = (object.atMs !== undefined && object.atMs !== null) ? BigInt(object.atMs) : 0n;
+    message.supervisor = object.supervisor ?? "";
+    message.durationMs = (object.durationMs !== undefined && object.durationMs !== null)
+      ? BigInt(object.durationMs)
+      : undefined;
     return message;
   },
 };
 
 function createBaseChainStatus(): ChainStatus {
-  return { spec: undefined, leader: undefined, unsafeHead: undefined, supervisor: "" };
+  return {
+    spec: undefined,
+    leader: undefined,
+    unsafeHead: undefined,
+    supervisor: "",
+    nodes: [],
+    lastFailover: undefined,
+    decision: "",
+  };
 }
 
 export const ChainStatus: MessageFns<ChainStatus> = {
@@ -730,6 +2264,15 @@ export const ChainStatus: MessageFns<ChainStatus> = {
     }
     if (message.supervisor !== "") {
       writer.uint32(34).string(message.supervisor);
+    }
+    for (const v of message.nodes) {
+      NodeStatus.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.lastFailover !== undefined) {
+      TermRecord.encode(message.lastFailover, writer.uint32(50).fork()).join();
+    }
+    if (message.decision !== "") {
+      writer.uint32(58).string(message.decision);
     }
     return writer;
   },
@@ -779,6 +2322,30 @@ export const ChainStatus: MessageFns<ChainStatus> = {
             message.supervisor = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.nodes.push(NodeStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.lastFailover = TermRecord.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.decision = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -801,6 +2368,13 @@ export const ChainStatus: MessageFns<ChainStatus> = {
         ? UnsafeHead.fromJSON(object.unsafe_head)
         : undefined,
       supervisor: isSet(object.supervisor) ? globalThis.String(object.supervisor) : "",
+      nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => NodeStatus.fromJSON(e)) : [],
+      lastFailover: isSet(object.lastFailover)
+        ? TermRecord.fromJSON(object.lastFailover)
+        : isSet(object.last_failover)
+        ? TermRecord.fromJSON(object.last_failover)
+        : undefined,
+      decision: isSet(object.decision) ? globalThis.String(object.decision) : "",
     };
   },
 
@@ -818,6 +2392,15 @@ export const ChainStatus: MessageFns<ChainStatus> = {
     if (message.supervisor !== "") {
       obj.supervisor = message.supervisor;
     }
+    if (message.nodes?.length) {
+      obj.nodes = message.nodes.map((e) => NodeStatus.toJSON(e));
+    }
+    if (message.lastFailover !== undefined) {
+      obj.lastFailover = TermRecord.toJSON(message.lastFailover);
+    }
+    if (message.decision !== "") {
+      obj.decision = message.decision;
+    }
     return obj;
   },
 
@@ -834,16 +2417,400 @@ export const ChainStatus: MessageFns<ChainStatus> = {
       ? UnsafeHead.fromPartial(object.unsafeHead)
       : undefined;
     message.supervisor = object.supervisor ?? "";
+    message.nodes = object.nodes?.map((e) => NodeStatus.fromPartial(e)) || [];
+    message.lastFailover = (object.lastFailover !== undefined && object.lastFailover !== null)
+      ? TermRecord.fromPartial(object.lastFailover)
+      : undefined;
+    message.decision = object.decision ?? "";
+    return message;
+  },
+};
+
+function createBaseChainSummary(): ChainSummary {
+  return {
+    id: "",
+    leader: "",
+    term: 0n,
+    headNumber: undefined,
+    supervisor: "",
+    nodes: 0,
+    fencingMode: 0,
+    paused: false,
+    states: [],
+  };
+}
+
+export const ChainSummary: MessageFns<ChainSummary> = {
+  encode(message: ChainSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.leader !== "") {
+      writer.uint32(18).string(message.leader);
+    }
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.term);
+    }
+    if (message.headNumber !== undefined) {
+      if (BigInt.asUintN(64, message.headNumber) !== message.headNumber) {
+        throw new globalThis.Error("value provided for field message.headNumber of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.headNumber);
+    }
+    if (message.supervisor !== "") {
+      writer.uint32(42).string(message.supervisor);
+    }
+    if (message.nodes !== 0) {
+      writer.uint32(48).uint32(message.nodes);
+    }
+    if (message.fencingMode !== 0) {
+      writer.uint32(56).int32(message.fencingMode);
+    }
+    if (message.paused !== false) {
+      writer.uint32(64).bool(message.paused);
+    }
+    if (message.states.length !== 0) {
+      writer.uint32(74).fork();
+      for (const v of message.states) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChainSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChainSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.leader = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.headNumber = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.supervisor = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.nodes = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.fencingMode = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag === 72) {
+              message.states.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 74) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.states.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChainSummary {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      leader: isSet(object.leader) ? globalThis.String(object.leader) : "",
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      headNumber: isSet(object.headNumber)
+        ? BigInt(object.headNumber)
+        : isSet(object.head_number)
+        ? BigInt(object.head_number)
+        : undefined,
+      supervisor: isSet(object.supervisor) ? globalThis.String(object.supervisor) : "",
+      nodes: isSet(object.nodes) ? globalThis.Number(object.nodes) : 0,
+      fencingMode: isSet(object.fencingMode)
+        ? fencingModeFromJSON(object.fencingMode)
+        : isSet(object.fencing_mode)
+        ? fencingModeFromJSON(object.fencing_mode)
+        : 0,
+      paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false,
+      states: globalThis.Array.isArray(object?.states)
+        ? object.states.map((e: any) => chainFilterFromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ChainSummary): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.leader !== "") {
+      obj.leader = message.leader;
+    }
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.headNumber !== undefined) {
+      obj.headNumber = message.headNumber.toString();
+    }
+    if (message.supervisor !== "") {
+      obj.supervisor = message.supervisor;
+    }
+    if (message.nodes !== 0) {
+      obj.nodes = Math.round(message.nodes);
+    }
+    if (message.fencingMode !== 0) {
+      obj.fencingMode = fencingModeToJSON(message.fencingMode);
+    }
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    if (message.states?.length) {
+      obj.states = message.states.map((e) => chainFilterToJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChainSummary>): ChainSummary {
+    return ChainSummary.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChainSummary>): ChainSummary {
+    const message = createBaseChainSummary();
+    message.id = object.id ?? "";
+    message.leader = object.leader ?? "";
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.headNumber = (object.headNumber !== undefined && object.headNumber !== null)
+      ? BigInt(object.headNumber)
+      : undefined;
+    message.supervisor = object.supervisor ?? "";
+    message.nodes = object.nodes ?? 0;
+    message.fencingMode = object.fencingMode ?? 0;
+    message.paused = object.paused ?? false;
+    message.states = object.states?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseChainCounts(): ChainCounts {
+  return { total: 0, leaderless: 0, paused: 0, degraded: 0, failingOver: 0 };
+}
+
+export const ChainCounts: MessageFns<ChainCounts> = {
+  encode(message: ChainCounts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.total !== 0) {
+      writer.uint32(8).uint32(message.total);
+    }
+    if (message.leaderless !== 0) {
+      writer.uint32(16).uint32(message.leaderless);
+    }
+    if (message.paused !== 0) {
+      writer.uint32(24).uint32(message.paused);
+    }
+    if (message.degraded !== 0) {
+      writer.uint32(32).uint32(message.degraded);
+    }
+    if (message.failingOver !== 0) {
+      writer.uint32(40).uint32(message.failingOver);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChainCounts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChainCounts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.total = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.leaderless = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.paused = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.degraded = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.failingOver = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChainCounts {
+    return {
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      leaderless: isSet(object.leaderless) ? globalThis.Number(object.leaderless) : 0,
+      paused: isSet(object.paused) ? globalThis.Number(object.paused) : 0,
+      degraded: isSet(object.degraded) ? globalThis.Number(object.degraded) : 0,
+      failingOver: isSet(object.failingOver)
+        ? globalThis.Number(object.failingOver)
+        : isSet(object.failing_over)
+        ? globalThis.Number(object.failing_over)
+        : 0,
+    };
+  },
+
+  toJSON(message: ChainCounts): unknown {
+    const obj: any = {};
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.leaderless !== 0) {
+      obj.leaderless = Math.round(message.leaderless);
+    }
+    if (message.paused !== 0) {
+      obj.paused = Math.round(message.paused);
+    }
+    if (message.degraded !== 0) {
+      obj.degraded = Math.round(message.degraded);
+    }
+    if (message.failingOver !== 0) {
+      obj.failingOver = Math.round(message.failingOver);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChainCounts>): ChainCounts {
+    return ChainCounts.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChainCounts>): ChainCounts {
+    const message = createBaseChainCounts();
+    message.total = object.total ?? 0;
+    message.leaderless = object.leaderless ?? 0;
+    message.paused = object.paused ?? 0;
+    message.degraded = object.degraded ?? 0;
+    message.failingOver = object.failingOver ?? 0;
     return message;
   },
 };
 
 function createBaseListChainsRequest(): ListChainsRequest {
-  return {};
+  return { filter: 0 };
 }
 
 export const ListChainsRequest: MessageFns<ListChainsRequest> = {
-  encode(_: ListChainsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListChainsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.filter !== 0) {
+      writer.uint32(8).int32(message.filter);
+    }
     return writer;
   },
 
@@ -860,6 +2827,14 @@ export const ListChainsRequest: MessageFns<ListChainsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.filter = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -872,32 +2847,42 @@ export const ListChainsRequest: MessageFns<ListChainsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListChainsRequest {
-    return {};
+  fromJSON(object: any): ListChainsRequest {
+    return { filter: isSet(object.filter) ? chainFilterFromJSON(object.filter) : 0 };
   },
 
-  toJSON(_: ListChainsRequest): unknown {
+  toJSON(message: ListChainsRequest): unknown {
     const obj: any = {};
+    if (message.filter !== 0) {
+      obj.filter = chainFilterToJSON(message.filter);
+    }
     return obj;
   },
 
   create(base?: DeepPartial<ListChainsRequest>): ListChainsRequest {
     return ListChainsRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<ListChainsRequest>): ListChainsRequest {
+  fromPartial(object: DeepPartial<ListChainsRequest>): ListChainsRequest {
     const message = createBaseListChainsRequest();
+    message.filter = object.filter ?? 0;
     return message;
   },
 };
 
 function createBaseListChainsResponse(): ListChainsResponse {
-  return { chains: [] };
+  return { chains: [], summaries: [], counts: undefined };
 }
 
 export const ListChainsResponse: MessageFns<ListChainsResponse> = {
   encode(message: ListChainsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.chains) {
       ChainStatus.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.summaries) {
+      ChainSummary.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.counts !== undefined) {
+      ChainCounts.encode(message.counts, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -923,6 +2908,22 @@ export const ListChainsResponse: MessageFns<ListChainsResponse> = {
             message.chains.push(ChainStatus.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.summaries.push(ChainSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.counts = ChainCounts.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -938,6 +2939,10 @@ export const ListChainsResponse: MessageFns<ListChainsResponse> = {
   fromJSON(object: any): ListChainsResponse {
     return {
       chains: globalThis.Array.isArray(object?.chains) ? object.chains.map((e: any) => ChainStatus.fromJSON(e)) : [],
+      summaries: globalThis.Array.isArray(object?.summaries)
+        ? object.summaries.map((e: any) => ChainSummary.fromJSON(e))
+        : [],
+      counts: isSet(object.counts) ? ChainCounts.fromJSON(object.counts) : undefined,
     };
   },
 
@@ -945,6 +2950,12 @@ export const ListChainsResponse: MessageFns<ListChainsResponse> = {
     const obj: any = {};
     if (message.chains?.length) {
       obj.chains = message.chains.map((e) => ChainStatus.toJSON(e));
+    }
+    if (message.summaries?.length) {
+      obj.summaries = message.summaries.map((e) => ChainSummary.toJSON(e));
+    }
+    if (message.counts !== undefined) {
+      obj.counts = ChainCounts.toJSON(message.counts);
     }
     return obj;
   },
@@ -955,6 +2966,10 @@ export const ListChainsResponse: MessageFns<ListChainsResponse> = {
   fromPartial(object: DeepPartial<ListChainsResponse>): ListChainsResponse {
     const message = createBaseListChainsResponse();
     message.chains = object.chains?.map((e) => ChainStatus.fromPartial(e)) || [];
+    message.summaries = object.summaries?.map((e) => ChainSummary.fromPartial(e)) || [];
+    message.counts = (object.counts !== undefined && object.counts !== null)
+      ? ChainCounts.fromPartial(object.counts)
+      : undefined;
     return message;
   },
 };
@@ -1300,6 +3315,3598 @@ export const CommitUnsafeHeadResponse: MessageFns<CommitUnsafeHeadResponse> = {
   },
 };
 
+function createBasePutChainRequest(): PutChainRequest {
+  return { spec: undefined };
+}
+
+export const PutChainRequest: MessageFns<PutChainRequest> = {
+  encode(message: PutChainRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.spec !== undefined) {
+      ChainSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutChainRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutChainRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.spec = ChainSpec.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PutChainRequest {
+    return { spec: isSet(object.spec) ? ChainSpec.fromJSON(object.spec) : undefined };
+  },
+
+  toJSON(message: PutChainRequest): unknown {
+    const obj: any = {};
+    if (message.spec !== undefined) {
+      obj.spec = ChainSpec.toJSON(message.spec);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PutChainRequest>): PutChainRequest {
+    return PutChainRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PutChainRequest>): PutChainRequest {
+    const message = createBasePutChainRequest();
+    message.spec = (object.spec !== undefined && object.spec !== null) ? ChainSpec.fromPartial(object.spec) : undefined;
+    return message;
+  },
+};
+
+function createBasePutChainResponse(): PutChainResponse {
+  return { spec: undefined, created: false };
+}
+
+export const PutChainResponse: MessageFns<PutChainResponse> = {
+  encode(message: PutChainResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.spec !== undefined) {
+      ChainSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    if (message.created !== false) {
+      writer.uint32(16).bool(message.created);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutChainResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutChainResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.spec = ChainSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.created = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PutChainResponse {
+    return {
+      spec: isSet(object.spec) ? ChainSpec.fromJSON(object.spec) : undefined,
+      created: isSet(object.created) ? globalThis.Boolean(object.created) : false,
+    };
+  },
+
+  toJSON(message: PutChainResponse): unknown {
+    const obj: any = {};
+    if (message.spec !== undefined) {
+      obj.spec = ChainSpec.toJSON(message.spec);
+    }
+    if (message.created !== false) {
+      obj.created = message.created;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PutChainResponse>): PutChainResponse {
+    return PutChainResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PutChainResponse>): PutChainResponse {
+    const message = createBasePutChainResponse();
+    message.spec = (object.spec !== undefined && object.spec !== null) ? ChainSpec.fromPartial(object.spec) : undefined;
+    message.created = object.created ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteChainRequest(): DeleteChainRequest {
+  return { chainId: "" };
+}
+
+export const DeleteChainRequest: MessageFns<DeleteChainRequest> = {
+  encode(message: DeleteChainRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteChainRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteChainRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteChainRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeleteChainRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteChainRequest>): DeleteChainRequest {
+    return DeleteChainRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteChainRequest>): DeleteChainRequest {
+    const message = createBaseDeleteChainRequest();
+    message.chainId = object.chainId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteChainResponse(): DeleteChainResponse {
+  return {};
+}
+
+export const DeleteChainResponse: MessageFns<DeleteChainResponse> = {
+  encode(_: DeleteChainResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteChainResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteChainResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteChainResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteChainResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteChainResponse>): DeleteChainResponse {
+    return DeleteChainResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<DeleteChainResponse>): DeleteChainResponse {
+    const message = createBaseDeleteChainResponse();
+    return message;
+  },
+};
+
+function createBaseGetLeaderRequest(): GetLeaderRequest {
+  return { chainId: "", waitForChangeFrom: 0n, timeoutMs: 0 };
+}
+
+export const GetLeaderRequest: MessageFns<GetLeaderRequest> = {
+  encode(message: GetLeaderRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.waitForChangeFrom !== 0n) {
+      if (BigInt.asUintN(64, message.waitForChangeFrom) !== message.waitForChangeFrom) {
+        throw new globalThis.Error("value provided for field message.waitForChangeFrom of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.waitForChangeFrom);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(24).uint32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLeaderRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLeaderRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.waitForChangeFrom = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetLeaderRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      waitForChangeFrom: isSet(object.waitForChangeFrom)
+        ? BigInt(object.waitForChangeFrom)
+        : isSet(object.wait_for_change_from)
+        ? BigInt(object.wait_for_change_from)
+        : 0n,
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: GetLeaderRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.waitForChangeFrom !== 0n) {
+      obj.waitForChangeFrom = message.waitForChangeFrom.toString();
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetLeaderRequest>): GetLeaderRequest {
+    return GetLeaderRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetLeaderRequest>): GetLeaderRequest {
+    const message = createBaseGetLeaderRequest();
+    message.chainId = object.chainId ?? "";
+    message.waitForChangeFrom = (object.waitForChangeFrom !== undefined && object.waitForChangeFrom !== null)
+      ? BigInt(object.waitForChangeFrom)
+      : 0n;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetLeaderResponse(): GetLeaderResponse {
+  return { nodeId: "", term: 0n, endpoint: "", changed: false };
+}
+
+export const GetLeaderResponse: MessageFns<GetLeaderResponse> = {
+  encode(message: GetLeaderResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.term);
+    }
+    if (message.endpoint !== "") {
+      writer.uint32(26).string(message.endpoint);
+    }
+    if (message.changed !== false) {
+      writer.uint32(32).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLeaderResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLeaderResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.endpoint = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetLeaderResponse {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: GetLeaderResponse): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.endpoint !== "") {
+      obj.endpoint = message.endpoint;
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetLeaderResponse>): GetLeaderResponse {
+    return GetLeaderResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetLeaderResponse>): GetLeaderResponse {
+    const message = createBaseGetLeaderResponse();
+    message.nodeId = object.nodeId ?? "";
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.endpoint = object.endpoint ?? "";
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseGetHistoryRequest(): GetHistoryRequest {
+  return { chainId: "", limit: 0 };
+}
+
+export const GetHistoryRequest: MessageFns<GetHistoryRequest> = {
+  encode(message: GetHistoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetHistoryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetHistoryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetHistoryRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: GetHistoryRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetHistoryRequest>): GetHistoryRequest {
+    return GetHistoryRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetHistoryRequest>): GetHistoryRequest {
+    const message = createBaseGetHistoryRequest();
+    message.chainId = object.chainId ?? "";
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetHistoryResponse(): GetHistoryResponse {
+  return { terms: [] };
+}
+
+export const GetHistoryResponse: MessageFns<GetHistoryResponse> = {
+  encode(message: GetHistoryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.terms) {
+      TermRecord.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetHistoryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetHistoryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.terms.push(TermRecord.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetHistoryResponse {
+    return {
+      terms: globalThis.Array.isArray(object?.terms) ? object.terms.map((e: any) => TermRecord.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: GetHistoryResponse): unknown {
+    const obj: any = {};
+    if (message.terms?.length) {
+      obj.terms = message.terms.map((e) => TermRecord.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetHistoryResponse>): GetHistoryResponse {
+    return GetHistoryResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetHistoryResponse>): GetHistoryResponse {
+    const message = createBaseGetHistoryResponse();
+    message.terms = object.terms?.map((e) => TermRecord.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseOperationStep(): OperationStep {
+  return { name: "", state: 0, atMs: 0n, detail: "" };
+}
+
+export const OperationStep: MessageFns<OperationStep> = {
+  encode(message: OperationStep, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.state !== 0) {
+      writer.uint32(16).int32(message.state);
+    }
+    if (message.atMs !== 0n) {
+      if (BigInt.asIntN(64, message.atMs) !== message.atMs) {
+        throw new globalThis.Error("value provided for field message.atMs of type int64 too large");
+      }
+      writer.uint32(24).int64(message.atMs);
+    }
+    if (message.detail !== "") {
+      writer.uint32(34).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OperationStep {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOperationStep();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.atMs = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OperationStep {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      state: isSet(object.state) ? stepStateFromJSON(object.state) : 0,
+      atMs: isSet(object.atMs) ? BigInt(object.atMs) : isSet(object.at_ms) ? BigInt(object.at_ms) : 0n,
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+    };
+  },
+
+  toJSON(message: OperationStep): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.state !== 0) {
+      obj.state = stepStateToJSON(message.state);
+    }
+    if (message.atMs !== 0n) {
+      obj.atMs = message.atMs.toString();
+    }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<OperationStep>): OperationStep {
+    return OperationStep.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<OperationStep>): OperationStep {
+    const message = createBaseOperationStep();
+    message.name = object.name ?? "";
+    message.state = object.state ?? 0;
+    message.atMs = (object.atMs !== undefined && object.atMs !== null) ? BigInt(object.atMs) : 0n;
+    message.detail = object.detail ?? "";
+    return message;
+  },
+};
+
+function createBaseOperationResult(): OperationResult {
+  return { term: 0n, nodeId: "", headNumber: undefined, detail: "" };
+}
+
+export const OperationResult: MessageFns<OperationResult> = {
+  encode(message: OperationResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.term);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(18).string(message.nodeId);
+    }
+    if (message.headNumber !== undefined) {
+      if (BigInt.asUintN(64, message.headNumber) !== message.headNumber) {
+        throw new globalThis.Error("value provided for field message.headNumber of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.headNumber);
+    }
+    if (message.detail !== "") {
+      writer.uint32(34).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OperationResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOperationResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.headNumber = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OperationResult {
+    return {
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      headNumber: isSet(object.headNumber)
+        ? BigInt(object.headNumber)
+        : isSet(object.head_number)
+        ? BigInt(object.head_number)
+        : undefined,
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+    };
+  },
+
+  toJSON(message: OperationResult): unknown {
+    const obj: any = {};
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.headNumber !== undefined) {
+      obj.headNumber = message.headNumber.toString();
+    }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<OperationResult>): OperationResult {
+    return OperationResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<OperationResult>): OperationResult {
+    const message = createBaseOperationResult();
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.nodeId = object.nodeId ?? "";
+    message.headNumber = (object.headNumber !== undefined && object.headNumber !== null)
+      ? BigInt(object.headNumber)
+      : undefined;
+    message.detail = object.detail ?? "";
+    return message;
+  },
+};
+
+function createBaseOperationError(): OperationError {
+  return { code: "", message: "" };
+}
+
+export const OperationError: MessageFns<OperationError> = {
+  encode(message: OperationError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OperationError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOperationError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OperationError {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: OperationError): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<OperationError>): OperationError {
+    return OperationError.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<OperationError>): OperationError {
+    const message = createBaseOperationError();
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseOperation(): Operation {
+  return {
+    id: "",
+    chainId: "",
+    kind: 0,
+    state: 0,
+    reason: "",
+    candidate: "",
+    target: "",
+    scheduledAtMs: undefined,
+    untilMs: undefined,
+    steps: [],
+    createdAtMs: 0n,
+    updatedAtMs: 0n,
+    result: undefined,
+    error: undefined,
+    requestId: "",
+    idempotencyKey: "",
+    executor: "",
+  };
+}
+
+export const Operation: MessageFns<Operation> = {
+  encode(message: Operation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.chainId !== "") {
+      writer.uint32(18).string(message.chainId);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(24).int32(message.kind);
+    }
+    if (message.state !== 0) {
+      writer.uint32(32).int32(message.state);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    if (message.candidate !== "") {
+      writer.uint32(50).string(message.candidate);
+    }
+    if (message.target !== "") {
+      writer.uint32(58).string(message.target);
+    }
+    if (message.scheduledAtMs !== undefined) {
+      if (BigInt.asIntN(64, message.scheduledAtMs) !== message.scheduledAtMs) {
+        throw new globalThis.Error("value provided for field message.scheduledAtMs of type int64 too large");
+      }
+      writer.uint32(64).int64(message.scheduledAtMs);
+    }
+    if (message.untilMs !== undefined) {
+      if (BigInt.asIntN(64, message.untilMs) !== message.untilMs) {
+        throw new globalThis.Error("value provided for field message.untilMs of type int64 too large");
+      }
+      writer.uint32(72).int64(message.untilMs);
+    }
+    for (const v of message.steps) {
+      OperationStep.encode(v!, writer.uint32(82).fork()).join();
+    }
+    if (message.createdAtMs !== 0n) {
+      if (BigInt.asIntN(64, message.createdAtMs) !== message.createdAtMs) {
+        throw new globalThis.Error("value provided for field message.createdAtMs of type int64 too large");
+      }
+      writer.uint32(88).int64(message.createdAtMs);
+    }
+    if (message.updatedAtMs !== 0n) {
+      if (BigInt.asIntN(64, message.updatedAtMs) !== message.updatedAtMs) {
+        throw new globalThis.Error("value provided for field message.updatedAtMs of type int64 too large");
+      }
+      writer.uint32(96).int64(message.updatedAtMs);
+    }
+    if (message.result !== undefined) {
+      OperationResult.encode(message.result, writer.uint32(106).fork()).join();
+    }
+    if (message.error !== undefined) {
+      OperationError.encode(message.error, writer.uint32(114).fork()).join();
+    }
+    if (message.requestId !== "") {
+      writer.uint32(122).string(message.requestId);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(130).string(message.idempotencyKey);
+    }
+    if (message.executor !== "") {
+      writer.uint32(138).string(message.executor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Operation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOperation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.candidate = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.scheduledAtMs = reader.int64() as bigint;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.untilMs = reader.int64() as bigint;
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.steps.push(OperationStep.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.createdAtMs = reader.int64() as bigint;
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.updatedAtMs = reader.int64() as bigint;
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.result = OperationResult.decode(reader, reader.uint32());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.error = OperationError.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.executor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Operation {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      kind: isSet(object.kind) ? operationKindFromJSON(object.kind) : 0,
+      state: isSet(object.state) ? operationStateFromJSON(object.state) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      candidate: isSet(object.candidate) ? globalThis.String(object.candidate) : "",
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      scheduledAtMs: isSet(object.scheduledAtMs)
+        ? BigInt(object.scheduledAtMs)
+        : isSet(object.scheduled_at_ms)
+        ? BigInt(object.scheduled_at_ms)
+        : undefined,
+      untilMs: isSet(object.untilMs)
+        ? BigInt(object.untilMs)
+        : isSet(object.until_ms)
+        ? BigInt(object.until_ms)
+        : undefined,
+      steps: globalThis.Array.isArray(object?.steps)
+        ? object.steps.map((e: any) => OperationStep.fromJSON(e))
+        : [],
+      createdAtMs: isSet(object.createdAtMs)
+        ? BigInt(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? BigInt(object.created_at_ms)
+        : 0n,
+      updatedAtMs: isSet(object.updatedAtMs)
+        ? BigInt(object.updatedAtMs)
+        : isSet(object.updated_at_ms)
+        ? BigInt(object.updated_at_ms)
+        : 0n,
+      result: isSet(object.result) ? OperationResult.fromJSON(object.result) : undefined,
+      error: isSet(object.error) ? OperationError.fromJSON(object.error) : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      executor: isSet(object.executor) ? globalThis.String(object.executor) : "",
+    };
+  },
+
+  toJSON(message: Operation): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.kind !== 0) {
+      obj.kind = operationKindToJSON(message.kind);
+    }
+    if (message.state !== 0) {
+      obj.state = operationStateToJSON(message.state);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.candidate !== "") {
+      obj.candidate = message.candidate;
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.scheduledAtMs !== undefined) {
+      obj.scheduledAtMs = message.scheduledAtMs.toString();
+    }
+    if (message.untilMs !== undefined) {
+      obj.untilMs = message.untilMs.toString();
+    }
+    if (message.steps?.length) {
+      obj.steps = message.steps.map((e) => OperationStep.toJSON(e));
+    }
+    if (message.createdAtMs !== 0n) {
+      obj.createdAtMs = message.createdAtMs.toString();
+    }
+    if (message.updatedAtMs !== 0n) {
+      obj.updatedAtMs = message.updatedAtMs.toString();
+    }
+    if (message.result !== undefined) {
+      obj.result = OperationResult.toJSON(message.result);
+    }
+    if (message.error !== undefined) {
+      obj.error = OperationError.toJSON(message.error);
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.executor !== "") {
+      obj.executor = message.executor;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Operation>): Operation {
+    return Operation.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Operation>): Operation {
+    const message = createBaseOperation();
+    message.id = object.id ?? "";
+    message.chainId = object.chainId ?? "";
+    message.kind = object.kind ?? 0;
+    message.state = object.state ?? 0;
+    message.reason = object.reason ?? "";
+    message.candidate = object.candidate ?? "";
+    message.target = object.target ?? "";
+    message.scheduledAtMs = (object.scheduledAtMs !== undefined && object.scheduledAtMs !== null)
+      ? BigInt(object.scheduledAtMs)
+      : undefined;
+    message.untilMs = (object.untilMs !== undefined && object.untilMs !== null) ? BigInt(object.untilMs) : undefined;
+    message.steps = object.steps?.map((e) => OperationStep.fromPartial(e)) || [];
+    message.createdAtMs = (object.createdAtMs !== undefined && object.createdAtMs !== null)
+      ? BigInt(object.createdAtMs)
+      : 0n;
+    message.updatedAtMs = (object.updatedAtMs !== undefined && object.updatedAtMs !== null)
+      ? BigInt(object.updatedAtMs)
+      : 0n;
+    message.result = (object.result !== undefined && object.result !== null)
+      ? OperationResult.fromPartial(object.result)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? OperationError.fromPartial(object.error)
+      : undefined;
+    message.requestId = object.requestId ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.executor = object.executor ?? "";
+    return message;
+  },
+};
+
+function createBaseFailoverRequest(): FailoverRequest {
+  return { chainId: "", candidate: "", reason: "", dryRun: false, idempotencyKey: "" };
+}
+
+export const FailoverRequest: MessageFns<FailoverRequest> = {
+  encode(message: FailoverRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.candidate !== "") {
+      writer.uint32(18).string(message.candidate);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.dryRun !== false) {
+      writer.uint32(32).bool(message.dryRun);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(42).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FailoverRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFailoverRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.candidate = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.dryRun = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FailoverRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      candidate: isSet(object.candidate) ? globalThis.String(object.candidate) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      dryRun: isSet(object.dryRun)
+        ? globalThis.Boolean(object.dryRun)
+        : isSet(object.dry_run)
+        ? globalThis.Boolean(object.dry_run)
+        : false,
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: FailoverRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.candidate !== "") {
+      obj.candidate = message.candidate;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.dryRun !== false) {
+      obj.dryRun = message.dryRun;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FailoverRequest>): FailoverRequest {
+    return FailoverRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FailoverRequest>): FailoverRequest {
+    const message = createBaseFailoverRequest();
+    message.chainId = object.chainId ?? "";
+    message.candidate = object.candidate ?? "";
+    message.reason = object.reason ?? "";
+    message.dryRun = object.dryRun ?? false;
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseFailoverPlan(): FailoverPlan {
+  return { from: "", to: "", reason: "", nodes: [] };
+}
+
+export const FailoverPlan: MessageFns<FailoverPlan> = {
+  encode(message: FailoverPlan, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== "") {
+      writer.uint32(10).string(message.from);
+    }
+    if (message.to !== "") {
+      writer.uint32(18).string(message.to);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    for (const v of message.nodes) {
+      NodeStatus.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FailoverPlan {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFailoverPlan();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.to = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nodes.push(NodeStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FailoverPlan {
+    return {
+      from: isSet(object.from) ? globalThis.String(object.from) : "",
+      to: isSet(object.to) ? globalThis.String(object.to) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => NodeStatus.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: FailoverPlan): unknown {
+    const obj: any = {};
+    if (message.from !== "") {
+      obj.from = message.from;
+    }
+    if (message.to !== "") {
+      obj.to = message.to;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.nodes?.length) {
+      obj.nodes = message.nodes.map((e) => NodeStatus.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FailoverPlan>): FailoverPlan {
+    return FailoverPlan.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FailoverPlan>): FailoverPlan {
+    const message = createBaseFailoverPlan();
+    message.from = object.from ?? "";
+    message.to = object.to ?? "";
+    message.reason = object.reason ?? "";
+    message.nodes = object.nodes?.map((e) => NodeStatus.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFailoverResponse(): FailoverResponse {
+  return { operation: undefined, plan: undefined, replayed: false };
+}
+
+export const FailoverResponse: MessageFns<FailoverResponse> = {
+  encode(message: FailoverResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.plan !== undefined) {
+      FailoverPlan.encode(message.plan, writer.uint32(18).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(24).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FailoverResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFailoverResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.plan = FailoverPlan.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FailoverResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      plan: isSet(object.plan) ? FailoverPlan.fromJSON(object.plan) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: FailoverResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.plan !== undefined) {
+      obj.plan = FailoverPlan.toJSON(message.plan);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FailoverResponse>): FailoverResponse {
+    return FailoverResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FailoverResponse>): FailoverResponse {
+    const message = createBaseFailoverResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.plan = (object.plan !== undefined && object.plan !== null)
+      ? FailoverPlan.fromPartial(object.plan)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseSwitchoverRequest(): SwitchoverRequest {
+  return { chainId: "", target: "", scheduledAt: undefined, reason: "", idempotencyKey: "" };
+}
+
+export const SwitchoverRequest: MessageFns<SwitchoverRequest> = {
+  encode(message: SwitchoverRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.target !== "") {
+      writer.uint32(18).string(message.target);
+    }
+    if (message.scheduledAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.scheduledAt), writer.uint32(26).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(42).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SwitchoverRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSwitchoverRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.scheduledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SwitchoverRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      scheduledAt: isSet(object.scheduledAt)
+        ? fromJsonTimestamp(object.scheduledAt)
+        : isSet(object.scheduled_at)
+        ? fromJsonTimestamp(object.scheduled_at)
+        : undefined,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: SwitchoverRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.scheduledAt !== undefined) {
+      obj.scheduledAt = message.scheduledAt.toISOString();
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SwitchoverRequest>): SwitchoverRequest {
+    return SwitchoverRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SwitchoverRequest>): SwitchoverRequest {
+    const message = createBaseSwitchoverRequest();
+    message.chainId = object.chainId ?? "";
+    message.target = object.target ?? "";
+    message.scheduledAt = object.scheduledAt ?? undefined;
+    message.reason = object.reason ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseSwitchoverResponse(): SwitchoverResponse {
+  return { operation: undefined, replayed: false };
+}
+
+export const SwitchoverResponse: MessageFns<SwitchoverResponse> = {
+  encode(message: SwitchoverResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SwitchoverResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSwitchoverResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SwitchoverResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: SwitchoverResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SwitchoverResponse>): SwitchoverResponse {
+    return SwitchoverResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SwitchoverResponse>): SwitchoverResponse {
+    const message = createBaseSwitchoverResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseCancelSwitchoverRequest(): CancelSwitchoverRequest {
+  return { chainId: "", reason: "", idempotencyKey: "" };
+}
+
+export const CancelSwitchoverRequest: MessageFns<CancelSwitchoverRequest> = {
+  encode(message: CancelSwitchoverRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(26).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelSwitchoverRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelSwitchoverRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelSwitchoverRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: CancelSwitchoverRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CancelSwitchoverRequest>): CancelSwitchoverRequest {
+    return CancelSwitchoverRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CancelSwitchoverRequest>): CancelSwitchoverRequest {
+    const message = createBaseCancelSwitchoverRequest();
+    message.chainId = object.chainId ?? "";
+    message.reason = object.reason ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelSwitchoverResponse(): CancelSwitchoverResponse {
+  return { operation: undefined, replayed: false };
+}
+
+export const CancelSwitchoverResponse: MessageFns<CancelSwitchoverResponse> = {
+  encode(message: CancelSwitchoverResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelSwitchoverResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelSwitchoverResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelSwitchoverResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: CancelSwitchoverResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CancelSwitchoverResponse>): CancelSwitchoverResponse {
+    return CancelSwitchoverResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CancelSwitchoverResponse>): CancelSwitchoverResponse {
+    const message = createBaseCancelSwitchoverResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBasePauseRequest(): PauseRequest {
+  return { chainId: "", until: undefined, reason: "", idempotencyKey: "" };
+}
+
+export const PauseRequest: MessageFns<PauseRequest> = {
+  encode(message: PauseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.until !== undefined) {
+      Timestamp.encode(toTimestamp(message.until), writer.uint32(18).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(34).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.until = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PauseRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      until: isSet(object.until) ? fromJsonTimestamp(object.until) : undefined,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: PauseRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.until !== undefined) {
+      obj.until = message.until.toISOString();
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PauseRequest>): PauseRequest {
+    return PauseRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PauseRequest>): PauseRequest {
+    const message = createBasePauseRequest();
+    message.chainId = object.chainId ?? "";
+    message.until = object.until ?? undefined;
+    message.reason = object.reason ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBasePauseResponse(): PauseResponse {
+  return { operation: undefined, replayed: false };
+}
+
+export const PauseResponse: MessageFns<PauseResponse> = {
+  encode(message: PauseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PauseResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: PauseResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PauseResponse>): PauseResponse {
+    return PauseResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PauseResponse>): PauseResponse {
+    const message = createBasePauseResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseResumeRequest(): ResumeRequest {
+  return { chainId: "", reason: "", idempotencyKey: "" };
+}
+
+export const ResumeRequest: MessageFns<ResumeRequest> = {
+  encode(message: ResumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(26).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResumeRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: ResumeRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResumeRequest>): ResumeRequest {
+    return ResumeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResumeRequest>): ResumeRequest {
+    const message = createBaseResumeRequest();
+    message.chainId = object.chainId ?? "";
+    message.reason = object.reason ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseResumeResponse(): ResumeResponse {
+  return { operation: undefined, replayed: false };
+}
+
+export const ResumeResponse: MessageFns<ResumeResponse> = {
+  encode(message: ResumeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResumeResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: ResumeResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResumeResponse>): ResumeResponse {
+    return ResumeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResumeResponse>): ResumeResponse {
+    const message = createBaseResumeResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseGetOperationRequest(): GetOperationRequest {
+  return { operationId: "", waitMs: 0 };
+}
+
+export const GetOperationRequest: MessageFns<GetOperationRequest> = {
+  encode(message: GetOperationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operationId !== "") {
+      writer.uint32(10).string(message.operationId);
+    }
+    if (message.waitMs !== 0) {
+      writer.uint32(16).uint32(message.waitMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetOperationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetOperationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.waitMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetOperationRequest {
+    return {
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      waitMs: isSet(object.waitMs)
+        ? globalThis.Number(object.waitMs)
+        : isSet(object.wait_ms)
+        ? globalThis.Number(object.wait_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: GetOperationRequest): unknown {
+    const obj: any = {};
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.waitMs !== 0) {
+      obj.waitMs = Math.round(message.waitMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetOperationRequest>): GetOperationRequest {
+    return GetOperationRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetOperationRequest>): GetOperationRequest {
+    const message = createBaseGetOperationRequest();
+    message.operationId = object.operationId ?? "";
+    message.waitMs = object.waitMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetOperationResponse(): GetOperationResponse {
+  return { operation: undefined };
+}
+
+export const GetOperationResponse: MessageFns<GetOperationResponse> = {
+  encode(message: GetOperationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetOperationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetOperationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetOperationResponse {
+    return { operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined };
+  },
+
+  toJSON(message: GetOperationResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetOperationResponse>): GetOperationResponse {
+    return GetOperationResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetOperationResponse>): GetOperationResponse {
+    const message = createBaseGetOperationResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListOperationsRequest(): ListOperationsRequest {
+  return { chainId: "", limit: 0 };
+}
+
+export const ListOperationsRequest: MessageFns<ListOperationsRequest> = {
+  encode(message: ListOperationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListOperationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListOperationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListOperationsRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: ListOperationsRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListOperationsRequest>): ListOperationsRequest {
+    return ListOperationsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListOperationsRequest>): ListOperationsRequest {
+    const message = createBaseListOperationsRequest();
+    message.chainId = object.chainId ?? "";
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseListOperationsResponse(): ListOperationsResponse {
+  return { operations: [] };
+}
+
+export const ListOperationsResponse: MessageFns<ListOperationsResponse> = {
+  encode(message: ListOperationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.operations) {
+      Operation.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListOperationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListOperationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operations.push(Operation.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListOperationsResponse {
+    return {
+      operations: globalThis.Array.isArray(object?.operations)
+        ? object.operations.map((e: any) => Operation.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListOperationsResponse): unknown {
+    const obj: any = {};
+    if (message.operations?.length) {
+      obj.operations = message.operations.map((e) => Operation.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListOperationsResponse>): ListOperationsResponse {
+    return ListOperationsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListOperationsResponse>): ListOperationsResponse {
+    const message = createBaseListOperationsResponse();
+    message.operations = object.operations?.map((e) => Operation.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFleetSettings(): FleetSettings {
+  return { autoFailover: false, maxConcurrentFailovers: 0 };
+}
+
+export const FleetSettings: MessageFns<FleetSettings> = {
+  encode(message: FleetSettings, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.autoFailover !== false) {
+      writer.uint32(8).bool(message.autoFailover);
+    }
+    if (message.maxConcurrentFailovers !== 0) {
+      writer.uint32(16).uint32(message.maxConcurrentFailovers);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FleetSettings {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFleetSettings();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.autoFailover = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxConcurrentFailovers = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FleetSettings {
+    return {
+      autoFailover: isSet(object.autoFailover)
+        ? globalThis.Boolean(object.autoFailover)
+        : isSet(object.auto_failover)
+        ? globalThis.Boolean(object.auto_failover)
+        : false,
+      maxConcurrentFailovers: isSet(object.maxConcurrentFailovers)
+        ? globalThis.Number(object.maxConcurrentFailovers)
+        : isSet(object.max_concurrent_failovers)
+        ? globalThis.Number(object.max_concurrent_failovers)
+        : 0,
+    };
+  },
+
+  toJSON(message: FleetSettings): unknown {
+    const obj: any = {};
+    if (message.autoFailover !== false) {
+      obj.autoFailover = message.autoFailover;
+    }
+    if (message.maxConcurrentFailovers !== 0) {
+      obj.maxConcurrentFailovers = Math.round(message.maxConcurrentFailovers);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FleetSettings>): FleetSettings {
+    return FleetSettings.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FleetSettings>): FleetSettings {
+    const message = createBaseFleetSettings();
+    message.autoFailover = object.autoFailover ?? false;
+    message.maxConcurrentFailovers = object.maxConcurrentFailovers ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetFleetSettingsRequest(): GetFleetSettingsRequest {
+  return {};
+}
+
+export const GetFleetSettingsRequest: MessageFns<GetFleetSettingsRequest> = {
+  encode(_: GetFleetSettingsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetFleetSettingsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetFleetSettingsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetFleetSettingsRequest {
+    return {};
+  },
+
+  toJSON(_: GetFleetSettingsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetFleetSettingsRequest>): GetFleetSettingsRequest {
+    return GetFleetSettingsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetFleetSettingsRequest>): GetFleetSettingsRequest {
+    const message = createBaseGetFleetSettingsRequest();
+    return message;
+  },
+};
+
+function createBaseGetFleetSettingsResponse(): GetFleetSettingsResponse {
+  return { settings: undefined };
+}
+
+export const GetFleetSettingsResponse: MessageFns<GetFleetSettingsResponse> = {
+  encode(message: GetFleetSettingsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.settings !== undefined) {
+      FleetSettings.encode(message.settings, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetFleetSettingsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetFleetSettingsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.settings = FleetSettings.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetFleetSettingsResponse {
+    return { settings: isSet(object.settings) ? FleetSettings.fromJSON(object.settings) : undefined };
+  },
+
+  toJSON(message: GetFleetSettingsResponse): unknown {
+    const obj: any = {};
+    if (message.settings !== undefined) {
+      obj.settings = FleetSettings.toJSON(message.settings);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetFleetSettingsResponse>): GetFleetSettingsResponse {
+    return GetFleetSettingsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetFleetSettingsResponse>): GetFleetSettingsResponse {
+    const message = createBaseGetFleetSettingsResponse();
+    message.settings = (object.settings !== undefined && object.settings !== null)
+      ? FleetSettings.fromPartial(object.settings)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePutFleetSettingsRequest(): PutFleetSettingsRequest {
+  return { autoFailover: undefined, maxConcurrentFailovers: undefined };
+}
+
+export const PutFleetSettingsRequest: MessageFns<PutFleetSettingsRequest> = {
+  encode(message: PutFleetSettingsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.autoFailover !== undefined) {
+      writer.uint32(8).bool(message.autoFailover);
+    }
+    if (message.maxConcurrentFailovers !== undefined) {
+      writer.uint32(16).uint32(message.maxConcurrentFailovers);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutFleetSettingsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutFleetSettingsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.autoFailover = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxConcurrentFailovers = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PutFleetSettingsRequest {
+    return {
+      autoFailover: isSet(object.autoFailover)
+        ? globalThis.Boolean(object.autoFailover)
+        : isSet(object.auto_failover)
+        ? globalThis.Boolean(object.auto_failover)
+        : undefined,
+      maxConcurrentFailovers: isSet(object.maxConcurrentFailovers)
+        ? globalThis.Number(object.maxConcurrentFailovers)
+        : isSet(object.max_concurrent_failovers)
+        ? globalThis.Number(object.max_concurrent_failovers)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PutFleetSettingsRequest): unknown {
+    const obj: any = {};
+    if (message.autoFailover !== undefined) {
+      obj.autoFailover = message.autoFailover;
+    }
+    if (message.maxConcurrentFailovers !== undefined) {
+      obj.maxConcurrentFailovers = Math.round(message.maxConcurrentFailovers);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PutFleetSettingsRequest>): PutFleetSettingsRequest {
+    return PutFleetSettingsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PutFleetSettingsRequest>): PutFleetSettingsRequest {
+    const message = createBasePutFleetSettingsRequest();
+    message.autoFailover = object.autoFailover ?? undefined;
+    message.maxConcurrentFailovers = object.maxConcurrentFailovers ?? undefined;
+    return message;
+  },
+};
+
+function createBasePutFleetSettingsResponse(): PutFleetSettingsResponse {
+  return { settings: undefined };
+}
+
+export const PutFleetSettingsResponse: MessageFns<PutFleetSettingsResponse> = {
+  encode(message: PutFleetSettingsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.settings !== undefined) {
+      FleetSettings.encode(message.settings, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutFleetSettingsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutFleetSettingsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.settings = FleetSettings.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PutFleetSettingsResponse {
+    return { settings: isSet(object.settings) ? FleetSettings.fromJSON(object.settings) : undefined };
+  },
+
+  toJSON(message: PutFleetSettingsResponse): unknown {
+    const obj: any = {};
+    if (message.settings !== undefined) {
+      obj.settings = FleetSettings.toJSON(message.settings);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PutFleetSettingsResponse>): PutFleetSettingsResponse {
+    return PutFleetSettingsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PutFleetSettingsResponse>): PutFleetSettingsResponse {
+    const message = createBasePutFleetSettingsResponse();
+    message.settings = (object.settings !== undefined && object.settings !== null)
+      ? FleetSettings.fromPartial(object.settings)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseEvent(): Event {
+  return { id: "", type: 0, chainId: "", data: undefined };
+}
+
+export const Event: MessageFns<Event> = {
+  encode(message: Event, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.type !== 0) {
+      writer.uint32(16).int32(message.type);
+    }
+    if (message.chainId !== "") {
+      writer.uint32(26).string(message.chainId);
+    }
+    if (message.data !== undefined) {
+      Struct.encode(Struct.wrap(message.data), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Event {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.data = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Event {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      type: isSet(object.type) ? eventTypeFromJSON(object.type) : 0,
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      data: isObject(object.data) ? object.data : undefined,
+    };
+  },
+
+  toJSON(message: Event): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.type !== 0) {
+      obj.type = eventTypeToJSON(message.type);
+    }
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.data !== undefined) {
+      obj.data = message.data;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Event>): Event {
+    return Event.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Event>): Event {
+    const message = createBaseEvent();
+    message.id = object.id ?? "";
+    message.type = object.type ?? 0;
+    message.chainId = object.chainId ?? "";
+    message.data = object.data ?? undefined;
+    return message;
+  },
+};
+
+function createBaseWatchEventsRequest(): WatchEventsRequest {
+  return { afterId: "", chainId: "" };
+}
+
+export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
+  encode(message: WatchEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.afterId !== "") {
+      writer.uint32(10).string(message.afterId);
+    }
+    if (message.chainId !== "") {
+      writer.uint32(18).string(message.chainId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.afterId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchEventsRequest {
+    return {
+      afterId: isSet(object.afterId)
+        ? globalThis.String(object.afterId)
+        : isSet(object.after_id)
+        ? globalThis.String(object.after_id)
+        : "",
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+    };
+  },
+
+  toJSON(message: WatchEventsRequest): unknown {
+    const obj: any = {};
+    if (message.afterId !== "") {
+      obj.afterId = message.afterId;
+    }
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchEventsRequest>): WatchEventsRequest {
+    return WatchEventsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchEventsRequest>): WatchEventsRequest {
+    const message = createBaseWatchEventsRequest();
+    message.afterId = object.afterId ?? "";
+    message.chainId = object.chainId ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchEventsResponse(): WatchEventsResponse {
+  return { event: undefined };
+}
+
+export const WatchEventsResponse: MessageFns<WatchEventsResponse> = {
+  encode(message: WatchEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.event !== undefined) {
+      Event.encode(message.event, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = Event.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchEventsResponse {
+    return { event: isSet(object.event) ? Event.fromJSON(object.event) : undefined };
+  },
+
+  toJSON(message: WatchEventsResponse): unknown {
+    const obj: any = {};
+    if (message.event !== undefined) {
+      obj.event = Event.toJSON(message.event);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchEventsResponse>): WatchEventsResponse {
+    return WatchEventsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchEventsResponse>): WatchEventsResponse {
+    const message = createBaseWatchEventsResponse();
+    message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
+    return message;
+  },
+};
+
 export type BatonServiceService = typeof BatonServiceService;
 export const BatonServiceService = {
   listChains: {
@@ -1332,6 +6939,161 @@ export const BatonServiceService = {
       Buffer.from(CommitUnsafeHeadResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CommitUnsafeHeadResponse => CommitUnsafeHeadResponse.decode(value),
   },
+  /** Creates or replaces a chain's spec (its id is spec.id); unset policy fields take defaults. */
+  putChain: {
+    path: "/baton.v1.BatonService/PutChain" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PutChainRequest): Buffer => Buffer.from(PutChainRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PutChainRequest => PutChainRequest.decode(value),
+    responseSerialize: (value: PutChainResponse): Buffer => Buffer.from(PutChainResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PutChainResponse => PutChainResponse.decode(value),
+  },
+  deleteChain: {
+    path: "/baton.v1.BatonService/DeleteChain" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteChainRequest): Buffer => Buffer.from(DeleteChainRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteChainRequest => DeleteChainRequest.decode(value),
+    responseSerialize: (value: DeleteChainResponse): Buffer => Buffer.from(DeleteChainResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteChainResponse => DeleteChainResponse.decode(value),
+  },
+  /**
+   * The active node. With wait_for_change_from (a term), answers when the term differs from it,
+   * or after timeout_ms (long-poll for leader-aware proxies).
+   */
+  getLeader: {
+    path: "/baton.v1.BatonService/GetLeader" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetLeaderRequest): Buffer => Buffer.from(GetLeaderRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetLeaderRequest => GetLeaderRequest.decode(value),
+    responseSerialize: (value: GetLeaderResponse): Buffer => Buffer.from(GetLeaderResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetLeaderResponse => GetLeaderResponse.decode(value),
+  },
+  /** Leadership terms, newest first. */
+  getHistory: {
+    path: "/baton.v1.BatonService/GetHistory" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetHistoryRequest): Buffer => Buffer.from(GetHistoryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetHistoryRequest => GetHistoryRequest.decode(value),
+    responseSerialize: (value: GetHistoryResponse): Buffer => Buffer.from(GetHistoryResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetHistoryResponse => GetHistoryResponse.decode(value),
+  },
+  /**
+   * Moves the active role now (to the candidate, or to the best eligible standby). With dry_run,
+   * answers the plan and changes nothing.
+   */
+  failover: {
+    path: "/baton.v1.BatonService/Failover" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FailoverRequest): Buffer => Buffer.from(FailoverRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FailoverRequest => FailoverRequest.decode(value),
+    responseSerialize: (value: FailoverResponse): Buffer => Buffer.from(FailoverResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FailoverResponse => FailoverResponse.decode(value),
+  },
+  /** Planned two-phase handoff, now or at scheduled_at. */
+  switchover: {
+    path: "/baton.v1.BatonService/Switchover" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SwitchoverRequest): Buffer => Buffer.from(SwitchoverRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SwitchoverRequest => SwitchoverRequest.decode(value),
+    responseSerialize: (value: SwitchoverResponse): Buffer => Buffer.from(SwitchoverResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SwitchoverResponse => SwitchoverResponse.decode(value),
+  },
+  cancelSwitchover: {
+    path: "/baton.v1.BatonService/CancelSwitchover" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelSwitchoverRequest): Buffer =>
+      Buffer.from(CancelSwitchoverRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelSwitchoverRequest => CancelSwitchoverRequest.decode(value),
+    responseSerialize: (value: CancelSwitchoverResponse): Buffer =>
+      Buffer.from(CancelSwitchoverResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelSwitchoverResponse => CancelSwitchoverResponse.decode(value),
+  },
+  /** Stops automatic failover of one chain (until `until`, or until resumed). */
+  pause: {
+    path: "/baton.v1.BatonService/Pause" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PauseRequest): Buffer => Buffer.from(PauseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PauseRequest => PauseRequest.decode(value),
+    responseSerialize: (value: PauseResponse): Buffer => Buffer.from(PauseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PauseResponse => PauseResponse.decode(value),
+  },
+  resume: {
+    path: "/baton.v1.BatonService/Resume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResumeRequest): Buffer => Buffer.from(ResumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResumeRequest => ResumeRequest.decode(value),
+    responseSerialize: (value: ResumeResponse): Buffer => Buffer.from(ResumeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResumeResponse => ResumeResponse.decode(value),
+  },
+  /** The operation, once final or after wait_ms (0: at once). */
+  getOperation: {
+    path: "/baton.v1.BatonService/GetOperation" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetOperationRequest): Buffer => Buffer.from(GetOperationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetOperationRequest => GetOperationRequest.decode(value),
+    responseSerialize: (value: GetOperationResponse): Buffer =>
+      Buffer.from(GetOperationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetOperationResponse => GetOperationResponse.decode(value),
+  },
+  /** Operations newest first, optionally of one chain. */
+  listOperations: {
+    path: "/baton.v1.BatonService/ListOperations" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListOperationsRequest): Buffer =>
+      Buffer.from(ListOperationsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListOperationsRequest => ListOperationsRequest.decode(value),
+    responseSerialize: (value: ListOperationsResponse): Buffer =>
+      Buffer.from(ListOperationsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListOperationsResponse => ListOperationsResponse.decode(value),
+  },
+  getFleetSettings: {
+    path: "/baton.v1.BatonService/GetFleetSettings" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetFleetSettingsRequest): Buffer =>
+      Buffer.from(GetFleetSettingsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetFleetSettingsRequest => GetFleetSettingsRequest.decode(value),
+    responseSerialize: (value: GetFleetSettingsResponse): Buffer =>
+      Buffer.from(GetFleetSettingsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetFleetSettingsResponse => GetFleetSettingsResponse.decode(value),
+  },
+  putFleetSettings: {
+    path: "/baton.v1.BatonService/PutFleetSettings" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PutFleetSettingsRequest): Buffer =>
+      Buffer.from(PutFleetSettingsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PutFleetSettingsRequest => PutFleetSettingsRequest.decode(value),
+    responseSerialize: (value: PutFleetSettingsResponse): Buffer =>
+      Buffer.from(PutFleetSettingsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PutFleetSettingsResponse => PutFleetSettingsResponse.decode(value),
+  },
+  /**
+   * Leader changes, pauses, node health, operations and chain changes as they happen, from
+   * after_id (resume where a previous stream left off) or from now. A `resync` event ends the
+   * stream: the feed lost its place (etcd compacted it); re-read state and subscribe again.
+   * Response headers come as soon as the stream is subscribed: no later event is missed.
+   */
+  watchEvents: {
+    path: "/baton.v1.BatonService/WatchEvents" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchEventsRequest): Buffer => Buffer.from(WatchEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchEventsRequest => WatchEventsRequest.decode(value),
+    responseSerialize: (value: WatchEventsResponse): Buffer => Buffer.from(WatchEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchEventsResponse => WatchEventsResponse.decode(value),
+  },
 } as const;
 
 export interface BatonServiceServer extends UntypedServiceImplementation {
@@ -1339,6 +7101,40 @@ export interface BatonServiceServer extends UntypedServiceImplementation {
   getChain: handleUnaryCall<GetChainRequest, GetChainResponse>;
   /** Commit-fenced mode: the active node commits each new unsafe head before gossiping it. */
   commitUnsafeHead: handleUnaryCall<CommitUnsafeHeadRequest, CommitUnsafeHeadResponse>;
+  /** Creates or replaces a chain's spec (its id is spec.id); unset policy fields take defaults. */
+  putChain: handleUnaryCall<PutChainRequest, PutChainResponse>;
+  deleteChain: handleUnaryCall<DeleteChainRequest, DeleteChainResponse>;
+  /**
+   * The active node. With wait_for_change_from (a term), answers when the term differs from it,
+   * or after timeout_ms (long-poll for leader-aware proxies).
+   */
+  getLeader: handleUnaryCall<GetLeaderRequest, GetLeaderResponse>;
+  /** Leadership terms, newest first. */
+  getHistory: handleUnaryCall<GetHistoryRequest, GetHistoryResponse>;
+  /**
+   * Moves the active role now (to the candidate, or to the best eligible standby). With dry_run,
+   * answers the plan and changes nothing.
+   */
+  failover: handleUnaryCall<FailoverRequest, FailoverResponse>;
+  /** Planned two-phase handoff, now or at scheduled_at. */
+  switchover: handleUnaryCall<SwitchoverRequest, SwitchoverResponse>;
+  cancelSwitchover: handleUnaryCall<CancelSwitchoverRequest, CancelSwitchoverResponse>;
+  /** Stops automatic failover of one chain (until `until`, or until resumed). */
+  pause: handleUnaryCall<PauseRequest, PauseResponse>;
+  resume: handleUnaryCall<ResumeRequest, ResumeResponse>;
+  /** The operation, once final or after wait_ms (0: at once). */
+  getOperation: handleUnaryCall<GetOperationRequest, GetOperationResponse>;
+  /** Operations newest first, optionally of one chain. */
+  listOperations: handleUnaryCall<ListOperationsRequest, ListOperationsResponse>;
+  getFleetSettings: handleUnaryCall<GetFleetSettingsRequest, GetFleetSettingsResponse>;
+  putFleetSettings: handleUnaryCall<PutFleetSettingsRequest, PutFleetSettingsResponse>;
+  /**
+   * Leader changes, pauses, node health, operations and chain changes as they happen, from
+   * after_id (resume where a previous stream left off) or from now. A `resync` event ends the
+   * stream: the feed lost its place (etcd compacted it); re-read state and subscribe again.
+   * Response headers come as soon as the stream is subscribed: no later event is missed.
+   */
+  watchEvents: handleServerStreamingCall<WatchEventsRequest, WatchEventsResponse>;
 }
 
 export interface BatonServiceClient extends Client {
@@ -1388,6 +7184,227 @@ export interface BatonServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CommitUnsafeHeadResponse) => void,
   ): ClientUnaryCall;
+  /** Creates or replaces a chain's spec (its id is spec.id); unset policy fields take defaults. */
+  putChain(
+    request: PutChainRequest,
+    callback: (error: ServiceError | null, response: PutChainResponse) => void,
+  ): ClientUnaryCall;
+  putChain(
+    request: PutChainRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PutChainResponse) => void,
+  ): ClientUnaryCall;
+  putChain(
+    request: PutChainRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PutChainResponse) => void,
+  ): ClientUnaryCall;
+  deleteChain(
+    request: DeleteChainRequest,
+    callback: (error: ServiceError | null, response: DeleteChainResponse) => void,
+  ): ClientUnaryCall;
+  deleteChain(
+    request: DeleteChainRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteChainResponse) => void,
+  ): ClientUnaryCall;
+  deleteChain(
+    request: DeleteChainRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteChainResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The active node. With wait_for_change_from (a term), answers when the term differs from it,
+   * or after timeout_ms (long-poll for leader-aware proxies).
+   */
+  getLeader(
+    request: GetLeaderRequest,
+    callback: (error: ServiceError | null, response: GetLeaderResponse) => void,
+  ): ClientUnaryCall;
+  getLeader(
+    request: GetLeaderRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetLeaderResponse) => void,
+  ): ClientUnaryCall;
+  getLeader(
+    request: GetLeaderRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetLeaderResponse) => void,
+  ): ClientUnaryCall;
+  /** Leadership terms, newest first. */
+  getHistory(
+    request: GetHistoryRequest,
+    callback: (error: ServiceError | null, response: GetHistoryResponse) => void,
+  ): ClientUnaryCall;
+  getHistory(
+    request: GetHistoryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetHistoryResponse) => void,
+  ): ClientUnaryCall;
+  getHistory(
+    request: GetHistoryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetHistoryResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Moves the active role now (to the candidate, or to the best eligible standby). With dry_run,
+   * answers the plan and changes nothing.
+   */
+  failover(
+    request: FailoverRequest,
+    callback: (error: ServiceError | null, response: FailoverResponse) => void,
+  ): ClientUnaryCall;
+  failover(
+    request: FailoverRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FailoverResponse) => void,
+  ): ClientUnaryCall;
+  failover(
+    request: FailoverRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FailoverResponse) => void,
+  ): ClientUnaryCall;
+  /** Planned two-phase handoff, now or at scheduled_at. */
+  switchover(
+    request: SwitchoverRequest,
+    callback: (error: ServiceError | null, response: SwitchoverResponse) => void,
+  ): ClientUnaryCall;
+  switchover(
+    request: SwitchoverRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SwitchoverResponse) => void,
+  ): ClientUnaryCall;
+  switchover(
+    request: SwitchoverRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SwitchoverResponse) => void,
+  ): ClientUnaryCall;
+  cancelSwitchover(
+    request: CancelSwitchoverRequest,
+    callback: (error: ServiceError | null, response: CancelSwitchoverResponse) => void,
+  ): ClientUnaryCall;
+  cancelSwitchover(
+    request: CancelSwitchoverRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelSwitchoverResponse) => void,
+  ): ClientUnaryCall;
+  cancelSwitchover(
+    request: CancelSwitchoverRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelSwitchoverResponse) => void,
+  ): ClientUnaryCall;
+  /** Stops automatic failover of one chain (until `until`, or until resumed). */
+  pause(
+    request: PauseRequest,
+    callback: (error: ServiceError | null, response: PauseResponse) => void,
+  ): ClientUnaryCall;
+  pause(
+    request: PauseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PauseResponse) => void,
+  ): ClientUnaryCall;
+  pause(
+    request: PauseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PauseResponse) => void,
+  ): ClientUnaryCall;
+  resume(
+    request: ResumeRequest,
+    callback: (error: ServiceError | null, response: ResumeResponse) => void,
+  ): ClientUnaryCall;
+  resume(
+    request: ResumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResumeResponse) => void,
+  ): ClientUnaryCall;
+  resume(
+    request: ResumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResumeResponse) => void,
+  ): ClientUnaryCall;
+  /** The operation, once final or after wait_ms (0: at once). */
+  getOperation(
+    request: GetOperationRequest,
+    callback: (error: ServiceError | null, response: GetOperationResponse) => void,
+  ): ClientUnaryCall;
+  getOperation(
+    request: GetOperationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetOperationResponse) => void,
+  ): ClientUnaryCall;
+  getOperation(
+    request: GetOperationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetOperationResponse) => void,
+  ): ClientUnaryCall;
+  /** Operations newest first, optionally of one chain. */
+  listOperations(
+    request: ListOperationsRequest,
+    callback: (error: ServiceError | null, response: ListOperationsResponse) => void,
+  ): ClientUnaryCall;
+  listOperations(
+    request: ListOperationsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListOperationsResponse) => void,
+  ): ClientUnaryCall;
+  listOperations(
+    request: ListOperationsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListOperationsResponse) => void,
+  ): ClientUnaryCall;
+  getFleetSettings(
+    request: GetFleetSettingsRequest,
+    callback: (error: ServiceError | null, response: GetFleetSettingsResponse) => void,
+  ): ClientUnaryCall;
+  getFleetSettings(
+    request: GetFleetSettingsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetFleetSettingsResponse) => void,
+  ): ClientUnaryCall;
+  getFleetSettings(
+    request: GetFleetSettingsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetFleetSettingsResponse) => void,
+  ): ClientUnaryCall;
+  putFleetSettings(
+    request: PutFleetSettingsRequest,
+    callback: (error: ServiceError | null, response: PutFleetSettingsResponse) => void,
+  ): ClientUnaryCall;
+  putFleetSettings(
+    request: PutFleetSettingsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PutFleetSettingsResponse) => void,
+  ): ClientUnaryCall;
+  putFleetSettings(
+    request: PutFleetSettingsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PutFleetSettingsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Leader changes, pauses, node health, operations and chain changes as they happen, from
+   * after_id (resume where a previous stream left off) or from now. A `resync` event ends the
+   * stream: the feed lost its place (etcd compacted it); re-read state and subscribe again.
+   * Response headers come as soon as the stream is subscribed: no later event is missed.
+   */
+  watchEvents(request: WatchEventsRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchEventsResponse>;
+  watchEvents(
+    request: WatchEventsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchEventsResponse>;
 }
 
 export const BatonServiceClient = makeGenericClientConstructor(
@@ -1414,6 +7431,32 @@ export type DeepPartial<T> = T extends bigint ? string | number | bigint
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = BigInt(Math.trunc(date.getTime() / 1_000));
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (globalThis.Number(t.seconds.toString()) || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

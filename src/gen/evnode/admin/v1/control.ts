@@ -36,9 +36,11 @@ export const protobufFileName = "evnode/admin/v1/control.proto";
  *
  * Leases. StartSequencer and CompleteHandoff grant a lease of `lease_ttl_ms`, measured on the
  * node's own monotonic clock from the moment it accepted the call; RenewLease extends it by the
- * same rule. A node whose lease lapses stops producing by itself, without being told. Baton renews
- * with a dedicated RPC (RenewLease) rather than piggy-backing on Health, so that probing a node
- * never has a side effect and a renewal is fenced like every other command.
+ * same rule. A node whose lease lapses stops producing by itself, without being told. A node must
+ * refuse (DEADLINE_EXCEEDED) a call whose deadline has passed by the time it would execute it:
+ * Baton bounds each lease by send time + deadline + TTL, which assumes a one-way delay below the
+ * deadline. Baton renews with a dedicated RPC (RenewLease) rather than piggy-backing on Health, so
+ * that probing a node never has a side effect and a renewal is fenced like every other command.
  *
  * Errors (gRPC status):
  *   PERMISSION_DENIED   caller not authenticated or not allowed
