@@ -2,49 +2,13 @@
 // (evnode.admin.v1.ControlService) and the simulator's SimService. The `hang` and `slow_ms` faults
 // act here, on ControlService only: SimService always answers, so tests can clear faults.
 import * as grpc from '@grpc/grpc-js';
-import { ERROR_CODE_KEY } from '../adapters/node/grpc.js';
+// Errors map to gRPC status through the same one table as Baton's own gRPC API.
+import { toServiceError } from '../adapters/grpc/errors.js';
 import type { Logger } from '../adapters/telemetry/log.js';
-import { BatonError, type ErrorCode } from '../core/errors.js';
 import { Faults, SimServiceService, type SimServiceServer } from '../gen/baton/sim/v1/sim.js';
 import { ControlServiceService, type ControlServiceServer } from '../gen/evnode/admin/v1/control.js';
 import { fromWire, toWire } from './chain.js';
 import type { SimNode } from './node.js';
-
-const S = grpc.status;
-
-/** The gRPC status of every error code: the one table of the node surface. */
-export const GRPC_STATUS: Readonly<Record<ErrorCode, grpc.status>> = {
-  INVALID_ARGUMENT: S.INVALID_ARGUMENT,
-  NOT_FOUND: S.NOT_FOUND,
-  CONFLICT: S.ABORTED,
-  NOT_SUPERVISOR: S.UNAVAILABLE,
-  FENCED: S.FAILED_PRECONDITION,
-  STALE_TERM: S.FAILED_PRECONDITION,
-  HEAD_BEHIND: S.FAILED_PRECONDITION,
-  HEAD_MISMATCH: S.FAILED_PRECONDITION,
-  MISCONFIGURED: S.FAILED_PRECONDITION,
-  LEASE_EXPIRED: S.FAILED_PRECONDITION,
-  NOT_ACTIVE: S.FAILED_PRECONDITION,
-  ALREADY_ACTIVE: S.ALREADY_EXISTS,
-  BAD_TICKET: S.FAILED_PRECONDITION,
-  STORE_UNAVAILABLE: S.UNAVAILABLE,
-  NODE_UNREACHABLE: S.UNAVAILABLE,
-  UNAVAILABLE: S.UNAVAILABLE,
-  PAUSED: S.FAILED_PRECONDITION,
-  IDEMPOTENCY_MISMATCH: S.FAILED_PRECONDITION,
-  NOT_ELIGIBLE: S.FAILED_PRECONDITION,
-  INTERNAL: S.INTERNAL,
-};
-
-export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
-  const metadata = new grpc.Metadata();
-  if (err instanceof BatonError) {
-    metadata.set(ERROR_CODE_KEY, err.code);
-    return { code: GRPC_STATUS[err.code], details: err.message, metadata };
-  }
-  metadata.set(ERROR_CODE_KEY, 'INTERNAL');
-  return { code: S.INTERNAL, details: err instanceof Error ? err.message : String(err), metadata };
-}
 
 export interface NodeServer {
   /** host:port the node listens on. */
