@@ -24,6 +24,7 @@ function configFor(chainsFile: string) {
     logLevel: 'error',
     etcd: { endpoints: cluster.endpoints, prefix },
     http: { host: '127.0.0.1', port: 0 },
+    grpc: { host: '127.0.0.1', port: 0 },
     chainsFile,
   });
   return { config, prefix };
