@@ -2,12 +2,17 @@
 // supervisor's single-flight loop: pause and resume at once; a manual failover by writing the new
 // term (the loop's decide then starts the new leader when it is safe); a switchover as a two-phase
 // handoff with rollback. Every step is recorded on the operation, fenced on the supervisor key.
+//
+// An operation is `running` from the moment its target is chosen (recorded as result.nodeId) until
+// it ends. One found running without a new term (result.term) was interrupted between the choice
+// and the fence (its supervisor died, or a write failed): the leader record says on which side of
+// the fence, and it is either adopted or started over (see resume).
 import type { ChainSpec, LeaderRecord, NodeSpec } from './chain.js';
 import { rankCandidates, type CandidateRanking } from './candidates.js';
 import { BatonError, isBatonError, type ErrorCode } from './errors.js';
 import type { NodeObservation } from './observation.js';
 import { isFinal, isPaused, type FailoverParams, type Operation, type OperationStep, type SwitchoverParams } from './operation.js';
-import type { ChainState, Log, NodeControl, OperationStore, Scheduler, SupervisionFence } from './ports.js';
+import type { ChainState, HandoffTicket, Log, NodeControl, OperationStore, Scheduler, SupervisionFence } from './ports.js';
 import type { Term } from './term.js';
 
 /** What the runner needs of the chain's supervisor. */
@@ -36,18 +41,33 @@ function failoverTimeoutMs(spec: ChainSpec): number {
   return 3 * spec.policy.leaseTtlMs + 10_000;
 }
 
+/**
+ * How long the target of a handoff may take to hold exactly the old active's last block. The chain
+ * makes nothing meanwhile, so this is short: an eligible target is at most maxLagBlocks behind and
+ * normally has the block already (the active pushes each block before it logs it).
+ */
+function catchUpTimeoutMs(spec: ChainSpec): number {
+  return Math.min(spec.policy.leaseTtlMs, Math.max(1000, 4 * spec.policy.blockTimeMs));
+}
+
 const CATCH_UP_POLL_MS = 10;
+
+type Step = Omit<OperationStep, 'atMs'>;
 
 export class OperationRunner {
   /** Unfinished operations of the chain, by id, as last written. */
   private readonly ops = new Map<string, Operation>();
   private readonly startedAtMs = new Map<string, number>();
+  /** Switchovers held back until the active's lease is renewed (see leaseTooShort), since when. */
+  private readonly deferredAtMs = new Map<string, number>();
   private cancelTimer: (() => void) | undefined;
+  private timerAtMs: number | undefined;
 
   constructor(private readonly host: RunnerHost) {}
 
   stop(): void {
     this.cancelTimer?.();
+    this.cancelTimer = undefined;
   }
 
   /** Advances the chain's operations by one step; true when it changed something. */
@@ -57,7 +77,7 @@ export class OperationRunner {
     await this.load(state.intents);
     for (const op of this.ordered()) {
       if (op.state === 'running') {
-        if (await this.checkRunning(op)) return true;
+        if (await this.continueRunning(op)) return true;
         continue;
       }
       switch (op.params.kind) {
@@ -77,6 +97,10 @@ export class OperationRunner {
             this.wakeAfter(wait);
             continue;
           }
+          // A supervisor that just took over has not heard from every node yet: choosing now would
+          // refuse candidates (and the leader) only because their first probe is still in flight.
+          if (!this.probed()) continue;
+          if (op.params.kind === 'switchover' && this.leaseTooShort(op)) continue;
           if (op.params.kind === 'failover') await this.failover(op, op.params);
           else await this.switchover(op, op.params);
           return true;
@@ -90,7 +114,12 @@ export class OperationRunner {
 
   private async load(intents: readonly string[]): Promise<void> {
     const wanted = new Set(intents);
-    for (const id of [...this.ops.keys()]) if (!wanted.has(id)) this.ops.delete(id);
+    for (const id of [...this.ops.keys()]) {
+      if (wanted.has(id)) continue;
+      this.ops.delete(id);
+      this.startedAtMs.delete(id);
+      this.deferredAtMs.delete(id);
+    }
     if (intents.every((id) => this.ops.has(id))) return;
     for (const op of await this.host.ops.pending(this.host.chainId)) {
       if (!isFinal(op.state) && wanted.has(op.id)) this.ops.set(op.id, op);
@@ -101,13 +130,57 @@ export class OperationRunner {
     return [...this.ops.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
-  private async save(op: Operation, change: Partial<Operation>, step?: Omit<OperationStep, 'atMs'>): Promise<Operation> {
-    const steps = step ? [...op.steps, { ...step, atMs: this.host.wallMs() }] : op.steps;
-    const next: Operation = { ...op, ...change, steps, executor: this.host.fence.replicaId, updatedAtMs: this.host.wallMs() };
-    await this.host.ops.update(this.host.fence, next);
-    if (isFinal(next.state)) this.ops.delete(op.id);
-    else this.ops.set(op.id, next);
-    this.host.log.info({ chain: this.host.chainId, operation: op.id, kind: op.params.kind, state: next.state, step: step?.name }, step?.detail ?? next.state);
+  /** Every node of the spec has been probed at least once by this supervisor. */
+  private probed(): boolean {
+    const seen = this.host.observations();
+    return this.host.spec().nodes.every((n) => seen.has(n.id));
+  }
+
+  /**
+   * The active's lease, as it last reported it, may run out during a handoff, which holds the loop
+   * (and so the renewals) for a few block times: a supervisor that just took over has not renewed
+   * it yet. Then the loop's decide renews it first. Not for longer than one lease: a lease that
+   * is never renewed is decide's problem, and the handoff then fails with the reason.
+   */
+  private leaseTooShort(op: Operation): boolean {
+    const leader = this.host.state()?.leader;
+    const report = leader && this.host.observations().get(leader.nodeId)?.report;
+    const ttlMs = this.host.spec().policy.leaseTtlMs;
+    if (!report?.producing || report.leaseRemainingMs >= ttlMs / 2) {
+      this.deferredAtMs.delete(op.id);
+      return false;
+    }
+    const since = this.deferredAtMs.get(op.id) ?? this.host.monoMs();
+    this.deferredAtMs.set(op.id, since);
+    return this.host.monoMs() - since < ttlMs;
+  }
+
+  private stamp(step: Step): OperationStep {
+    return { ...step, atMs: this.host.wallMs() };
+  }
+
+  /** Writes the operation with `change` and the steps (already stamped, or stamped now). */
+  private async save(op: Operation, change: Partial<Operation>, ...steps: (Step | OperationStep)[]): Promise<Operation> {
+    const stamped = steps.map((s) => ('atMs' in s ? s : this.stamp(s)));
+    const next: Operation = { ...op, ...change, steps: [...op.steps, ...stamped], executor: this.host.fence.replicaId, updatedAtMs: this.host.wallMs() };
+    try {
+      await this.host.ops.update(this.host.fence, next);
+    } catch (err) {
+      // Changed or finished behind our back: read it again rather than retry a stale copy forever.
+      if (isBatonError(err, 'CONFLICT')) this.ops.delete(op.id);
+      throw err;
+    }
+    if (isFinal(next.state)) {
+      this.ops.delete(op.id);
+      this.startedAtMs.delete(op.id);
+      this.deferredAtMs.delete(op.id);
+    } else {
+      this.ops.set(op.id, next);
+    }
+    for (const s of stamped) {
+      this.host.log.info({ chain: this.host.chainId, operation: op.id, kind: op.params.kind, state: next.state, step: s.name, detail: s.detail }, 'operation step');
+    }
+    if (stamped.length === 0) this.host.log.info({ chain: this.host.chainId, operation: op.id, kind: op.params.kind, state: next.state }, 'operation state');
     return next;
   }
 
@@ -115,17 +188,25 @@ export class OperationRunner {
     return this.save(op, { state: 'failed', error: { code, message } }, { name: step, state: 'failed', detail: message });
   }
 
+  /** Wakes the loop after `ms`, unless an earlier wake is already set (the loop re-arms the later one). */
   private wakeAfter(ms: number): void {
+    const at = this.host.monoMs() + Math.max(0, ms);
+    if (this.cancelTimer && this.timerAtMs !== undefined && this.timerAtMs <= at) return;
     this.cancelTimer?.();
-    this.cancelTimer = this.host.scheduler.after(Math.min(ms + 1, 60_000), () => this.host.wake());
+    this.timerAtMs = at;
+    this.cancelTimer = this.host.scheduler.after(Math.min(Math.max(0, ms) + 1, 60_000), () => {
+      this.cancelTimer = undefined;
+      this.timerAtMs = undefined;
+      this.host.wake();
+    });
   }
 
   private node(id: string): NodeSpec | undefined {
     return this.host.spec().nodes.find((n) => n.id === id);
   }
 
-  /** The target: the one asked for if it is eligible, else the best eligible standby. */
-  private choose(requested: string | undefined, leader: LeaderRecord | undefined): { to: string; ranked: CandidateRanking } {
+  /** The target: the one asked for if it is eligible, else the best eligible standby; and why. */
+  private choose(requested: string | undefined, leader: LeaderRecord | undefined): { to: string; why: string; ranked: CandidateRanking } {
     const spec = this.host.spec();
     const exclude = leader ? [leader.nodeId] : [];
     const ranked = rankCandidates(spec, this.host.observations(), this.host.state()?.head, exclude, this.host.monoMs(), leader && this.node(leader.nodeId)?.zone);
@@ -134,10 +215,21 @@ export class OperationRunner {
       if (requested === leader?.nodeId) throw new BatonError('INVALID_ARGUMENT', `${requested} is already the leader`);
       const entry = ranked.ranking.find((c) => c.nodeId === requested);
       if (!entry?.eligible) throw new BatonError('NOT_ELIGIBLE', `${requested} is not eligible: ${entry?.reasons.join(' and ') || 'no report'}`);
-      return { to: requested, ranked };
+      return { to: requested, why: `${requested} as requested (eligible, head ${entry.headNumber}, priority ${entry.priority})`, ranked };
     }
     if (ranked.best === undefined) throw new BatonError('NOT_ELIGIBLE', `no eligible standby: ${ranked.summary}`);
-    return { to: ranked.best, ranked };
+    return { to: ranked.best, why: ranked.summary, ranked };
+  }
+
+  /** choose, or the operation failed with the reason; undefined then. */
+  private async chooseOrFail(op: Operation, requested: string | undefined, leader: LeaderRecord | undefined): Promise<{ to: string; why: string } | undefined> {
+    try {
+      return this.choose(requested, leader);
+    } catch (err) {
+      if (!isBatonError(err)) throw err;
+      await this.fail(op, err.code, err.message, 'choose');
+      return undefined;
+    }
   }
 
   // ---- pause, resume, cancel -----------------------------------------------------------------
@@ -167,29 +259,45 @@ export class OperationRunner {
     await this.save(op, { state: 'succeeded', result: { detail: `cancelled ${target.id}` } }, { name: 'cancel', state: 'done', detail: `cancelled ${target.id}` });
   }
 
-  // ---- failover ------------------------------------------------------------------------------
+  // ---- running operations ----------------------------------------------------------------------
 
-  private async failover(op: Operation, params: FailoverParams): Promise<void> {
-    const state = this.host.state()!;
-    if (isPaused(state.pause, this.host.wallMs())) return void (await this.fail(op, 'PAUSED', 'chain is paused: resume it first', 'check'));
-    let choice;
-    try {
-      choice = this.choose(params.candidate, state.leader);
-    } catch (err) {
-      if (!isBatonError(err)) throw err;
-      return void (await this.fail(op, err.code, err.message, 'choose'));
-    }
-    op = await this.save(op, { state: 'running' }, { name: 'choose', state: 'done', detail: `${choice.to}: ${choice.ranked.summary}` });
-    const term = await this.host.changeLeader(state.leader, choice.to, `operator failover (${params.reason}): ${choice.ranked.summary}`);
-    this.startedAtMs.set(op.id, this.host.monoMs());
-    await this.save(op, { result: { term: term.toString(), nodeId: choice.to, detail: 'new term written; starting the new leader' } }, {
-      name: 'fence',
-      state: 'done',
-      detail: `term ${term} for ${choice.to}`,
-    });
+  private continueRunning(op: Operation): Promise<boolean> {
+    return op.result?.term !== undefined ? this.checkRunning(op) : this.resume(op);
   }
 
-  /** A manual failover is done when its leader reports producing under its term. */
+  /**
+   * A running operation without a new term was interrupted between choosing its target and
+   * recording the term. If the leader record changed since the choice, the fence was written: to
+   * the chosen node (adopt its term and wait for it to produce; the loop starts it from the
+   * recorded head if the handoff never completed), or to someone else (superseded). Otherwise
+   * nothing was fenced and the operation starts over with the same target: PrepareHandoff is
+   * idempotent per term, so an active that already stopped for it hands out the same ticket.
+   */
+  private async resume(op: Operation): Promise<boolean> {
+    if (!this.probed()) return false;
+    const leader = this.host.state()?.leader;
+    const chosen = op.result?.nodeId;
+    const chosenAtMs = lastStep(op, 'choose')?.atMs ?? op.createdAtMs;
+    if (leader && leader.sinceMs >= chosenAtMs) {
+      if (leader.nodeId === chosen) {
+        this.startedAtMs.set(op.id, this.host.monoMs());
+        await this.save(op, { result: { term: leader.term.toString(), nodeId: chosen, detail: `term ${leader.term} for ${chosen} was written; waiting for it to produce` } }, {
+          name: 'fence',
+          state: 'done',
+          detail: `found term ${leader.term} for ${chosen} written before the interruption`,
+        });
+      } else {
+        await this.fail(op, 'CONFLICT', `interrupted; meanwhile ${leader.nodeId} became leader under term ${leader.term}`, 'resume');
+      }
+      return true;
+    }
+    if (op.params.kind === 'failover') await this.failover(op, op.params, chosen);
+    else if (op.params.kind === 'switchover') await this.switchover(op, op.params, chosen);
+    else await this.fail(op, 'INTERNAL', `a ${op.params.kind} operation is never left running`, 'resume');
+    return true;
+  }
+
+  /** A failover (or adopted handoff) is done when its leader reports producing under its term. */
   private async checkRunning(op: Operation): Promise<boolean> {
     const term = op.result?.term;
     const nodeId = op.result?.nodeId;
@@ -217,56 +325,132 @@ export class OperationRunner {
     return false;
   }
 
+  // ---- failover ------------------------------------------------------------------------------
+
+  /** `resumeTo`: the node an interrupted run of this operation had chosen. */
+  private async failover(op: Operation, params: FailoverParams, resumeTo?: string): Promise<void> {
+    const state = this.host.state()!;
+    if (isPaused(state.pause, this.host.wallMs())) return void (await this.fail(op, 'PAUSED', 'chain is paused: resume it first', 'check'));
+    const choice = await this.chooseOrFail(op, params.candidate ?? resumeTo, state.leader);
+    if (!choice) return;
+    op = await this.save(op, { state: 'running', result: { nodeId: choice.to, detail: `failing over to ${choice.to}` } }, { name: 'choose', state: 'done', detail: `${choice.to}: ${choice.why}` });
+    const term = await this.host.changeLeader(state.leader, choice.to, `operator failover (${params.reason}): ${choice.why}`);
+    this.startedAtMs.set(op.id, this.host.monoMs());
+    await this.save(op, { result: { term: term.toString(), nodeId: choice.to, detail: 'new term written; starting the new leader' } }, {
+      name: 'fence',
+      state: 'done',
+      detail: `term ${term} for ${choice.to}`,
+    });
+  }
+
   // ---- switchover (two-phase handoff) ----------------------------------------------------------
 
-  private async switchover(op: Operation, params: SwitchoverParams): Promise<void> {
+  /**
+   * Between PrepareHandoff and CompleteHandoff the chain makes no block, so nothing on that path
+   * writes the operation: its steps are stamped as they happen and written once it ended.
+   * `resumeTo`: the target an interrupted run of this operation had chosen.
+   */
+  private async switchover(op: Operation, params: SwitchoverParams, resumeTo?: string): Promise<void> {
     const state = this.host.state()!;
     const leader = state.leader;
     const from = leader && this.node(leader.nodeId);
-    const report = leader && this.host.observations().get(leader.nodeId)?.report;
     if (isPaused(state.pause, this.host.wallMs())) return void (await this.fail(op, 'PAUSED', 'chain is paused: resume it first', 'check'));
-    if (!leader || !from || !report?.producing || report.term !== leader.term) {
+    const report = leader && this.host.observations().get(leader.nodeId)?.report;
+    const producing = report?.producing === true && report.term === leader?.term;
+    // A resumed handoff may find the active already stopped by its own PrepareHandoff: asking again
+    // returns the same ticket, or NOT_ACTIVE if the active is neither producing nor prepared.
+    if (!leader || !from || (!producing && resumeTo === undefined)) {
       return void (await this.fail(op, 'NOT_ACTIVE', 'no producing leader to hand over from', 'check'));
     }
-    let choice;
-    try {
-      choice = this.choose(params.target, leader);
-    } catch (err) {
-      if (!isBatonError(err)) throw err;
-      return void (await this.fail(op, err.code, err.message, 'choose'));
-    }
+    const choice = await this.chooseOrFail(op, params.target ?? resumeTo, leader);
+    if (!choice) return;
     const target = this.node(choice.to)!;
-    op = await this.save(op, { state: 'running' }, { name: 'choose', state: 'done', detail: `${target.id}: ${choice.ranked.summary}` });
+    op = await this.save(op, { state: 'running', result: { nodeId: target.id, detail: `handing over from ${from.id} to ${target.id}` } }, {
+      name: 'choose',
+      state: 'done',
+      detail: `${target.id}: ${choice.why}`,
+    });
 
-    // Phase 1: the active stops at head h and hands out a ticket bound to (term, h).
-    let ticket;
+    // Phase 1: the active stops at head h and hands out a ticket bound to (term, h); right after it
+    // made a block, so that the handoff has the whole slot to finish in.
+    if (producing) await this.nextBlock(from);
+    let ticket: HandoffTicket;
     try {
       ticket = await this.host.nodes.prepareHandoff(from, leader.term, target.id, params.reason);
     } catch (err) {
-      // The active may or may not have stopped; the loop restarts it under its own term if needed.
-      return void (await this.fail(op, 'NODE_UNREACHABLE', `prepare on ${from.id} failed: ${String(err)}`, 'prepare'));
+      // The active may or may not have stopped; the loop restarts it under its own term if it did.
+      const code = isBatonError(err) ? err.code : 'NODE_UNREACHABLE';
+      return void (await this.fail(op, code, `prepare on ${from.id} failed: ${message(err)}`, 'prepare'));
     }
-    op = await this.save(op, {}, { name: 'prepare', state: 'done', detail: `${from.id} stopped at head ${ticket.headNumber}` });
+    const h = ticket.headNumber;
+    const steps: OperationStep[] = [this.stamp({ name: 'prepare', state: 'done', detail: `${from.id} stopped at head ${h}` })];
 
     // The target must hold exactly h before it may continue.
-    const caughtUp = await this.waitForHead(target, ticket.headNumber, ticket.headHash, this.host.spec().policy.leaseTtlMs);
-    if (!caughtUp) return this.rollback(op, leader, from.id, ticket.headNumber, `${target.id} did not reach head ${ticket.headNumber}`);
+    const caughtUp = await this.waitForHead(target, h, ticket.headHash, catchUpTimeoutMs(this.host.spec()));
+    if (!caughtUp) return this.rollback(op, steps, leader, from.id, h, `${target.id} did not reach head ${h}`);
+    steps.push(this.stamp({ name: 'catch-up', state: 'done', detail: `${target.id} holds head ${h}` }));
 
-    // Phase 2: the new term, then the old node is told about it, then the target continues at h+1.
-    const term = await this.host.changeLeader(leader, target.id, `switchover (${params.reason}): ${choice.ranked.summary}`, ticket.headNumber);
+    // Phase 2: the new term (every other node is told at once), then the target continues at h+1.
+    const term = await this.host.changeLeader(leader, target.id, `switchover (${params.reason}): ${choice.why}`, h);
+    steps.push(this.stamp({ name: 'fence', state: 'done', detail: `term ${term} for ${target.id}` }));
+    const completed = await this.complete(target, ticket, term);
+    if (completed !== true) {
+      const written: LeaderRecord = { ...leader, term, nodeId: target.id, fromHead: h };
+      return this.rollback(op, steps, written, from.id, h, `complete on ${target.id} failed: ${completed}`);
+    }
+    steps.push(this.stamp({ name: 'complete', state: 'done', detail: `${target.id} active under term ${term} from head ${h}` }));
+    await this.save(
+      op,
+      { state: 'succeeded', result: { term: term.toString(), nodeId: target.id, headNumber: h + 1, detail: `${target.id} continues at ${h + 1}` } },
+      ...steps,
+    );
+  }
+
+  /**
+   * Waits until the active makes its next block (at most two block times): the new active's first
+   * block is due one block time after the old one's last, so a handoff that starts at the
+   * beginning of a slot costs no time unless it takes longer than a whole block time.
+   */
+  private async nextBlock(node: NodeSpec): Promise<void> {
+    const { blockTimeMs } = this.host.spec().policy;
+    const pollMs = Math.max(CATCH_UP_POLL_MS, Math.min(25, Math.floor(blockTimeMs / 25)));
+    const deadline = this.host.monoMs() + 2 * blockTimeMs;
+    let head: number | undefined;
+    while (this.host.monoMs() < deadline) {
+      try {
+        const now = (await this.host.nodes.health(node)).headNumber;
+        if (head !== undefined && now > head) return;
+        head ??= now;
+      } catch {
+        return; // PrepareHandoff will tell
+      }
+      await this.sleep(pollMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => this.host.scheduler.after(ms, resolve));
+  }
+
+  /** true, or why CompleteHandoff failed; a lost answer is told from a refusal by asking the target. */
+  private async complete(target: NodeSpec, ticket: HandoffTicket, term: Term): Promise<true | string> {
     const sentAt = this.host.grantSent(target.id);
     try {
       await this.host.nodes.completeHandoff(target, ticket, term, this.host.spec().policy.leaseTtlMs);
       this.host.grantConfirmed(sentAt);
+      return true;
     } catch (err) {
-      const written: LeaderRecord = { ...leader, term, nodeId: target.id, fromHead: ticket.headNumber };
-      return this.rollback(op, written, from.id, ticket.headNumber, `complete on ${target.id} failed: ${String(err)}`);
+      try {
+        const r = await this.host.nodes.health(target);
+        if (r.producing && r.term === term) {
+          this.host.grantConfirmed(sentAt);
+          return true;
+        }
+      } catch {
+        // unreachable: it did not confirm, so it is treated as refused (its lease is waited out)
+      }
+      return message(err);
     }
-    await this.save(op, { state: 'succeeded', result: { term: term.toString(), nodeId: target.id, headNumber: ticket.headNumber + 1, detail: `${target.id} continues at ${ticket.headNumber + 1}` } }, {
-      name: 'complete',
-      state: 'done',
-      detail: `${target.id} active under term ${term} from head ${ticket.headNumber}`,
-    });
   }
 
   private async waitForHead(node: NodeSpec, number: number, hash: string, timeoutMs: number): Promise<boolean> {
@@ -274,23 +458,36 @@ export class OperationRunner {
     while (this.host.monoMs() < deadline) {
       try {
         const r = await this.host.nodes.health(node);
-        if (r.headNumber === number && r.headHash === hash) return true;
+        if (r.headNumber === number) return r.headHash === hash; // another hash at h: never hand over to it
         if (r.headNumber > number) return false; // a different branch: never hand over to it
       } catch {
         // unreachable for now: try again until the deadline
       }
-      await new Promise<void>((resolve) => this.host.scheduler.after(CATCH_UP_POLL_MS, resolve));
+      await this.sleep(CATCH_UP_POLL_MS);
     }
     return false;
   }
 
-  /** Back to the old leader under a new term; the loop's decide starts it when it is safe. */
-  private async rollback(op: Operation, current: LeaderRecord, oldNodeId: string, head: number, why: string): Promise<void> {
+  /**
+   * Back to the old leader under a new term (it holds h, having made it); every other node is told
+   * the term at once, and the loop's decide starts the old leader when no other lease can be valid.
+   */
+  private async rollback(op: Operation, steps: OperationStep[], current: LeaderRecord, oldNodeId: string, head: number, why: string): Promise<void> {
     const term = await this.host.changeLeader(current, oldNodeId, `switchover rolled back: ${why}`, head);
-    await this.save(op, { state: 'failed', error: { code: 'ABORTED', message: why }, result: { term: term.toString(), nodeId: oldNodeId, detail: `rolled back to ${oldNodeId} under term ${term}` } }, {
-      name: 'rollback',
-      state: 'done',
-      detail: `${why}; rolled back to ${oldNodeId} under term ${term}`,
-    });
+    await this.save(
+      op,
+      { state: 'failed', error: { code: 'ABORTED', message: why }, result: { term: term.toString(), nodeId: oldNodeId, detail: `rolled back to ${oldNodeId} under term ${term}` } },
+      ...steps,
+      this.stamp({ name: 'rollback', state: 'done', detail: `${why}; rolled back to ${oldNodeId} under term ${term}` }),
+    );
   }
+}
+
+function lastStep(op: Operation, name: string): OperationStep | undefined {
+  for (let i = op.steps.length - 1; i >= 0; i--) if (op.steps[i]!.name === name) return op.steps[i];
+  return undefined;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -28,7 +28,8 @@ export class LeaseClock {
 
   constructor(private readonly onLapse: () => void) {}
 
-  grant(term: bigint, ttlMs: number, blockTimeMs: number, ticket: Buffer | undefined): Lease {
+  /** A lease from now; its first block is due `firstBlockInMs` from now. */
+  grant(term: bigint, ttlMs: number, firstBlockInMs: number, ticket: Buffer | undefined): Lease {
     const mono = performance.now();
     const wall = Date.now();
     const lease: Lease = {
@@ -36,7 +37,7 @@ export class LeaseClock {
       grantedAt: wall,
       expiresAt: wall + ttlMs,
       expiresMono: mono + ttlMs,
-      nextBlockAt: mono + blockTimeMs,
+      nextBlockAt: mono + Math.max(0, firstBlockInMs),
       ticket,
     };
     this.current = lease;

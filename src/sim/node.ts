@@ -328,13 +328,26 @@ export class SimNode {
     if (this.lease) this.deactivate(this.clock.valid(this.lease) ? 'superseded' : 'lease-expired');
     this.raiseHighest(term);
     this.prepared = undefined;
-    const lease = this.clock.grant(term, ttlMs, this.config.blockTimeMs, ticket);
+    const lease = this.clock.grant(term, ttlMs, this.firstBlockInMs(), ticket);
     this.lease = lease;
     const termStr = term.toString();
     this.record({ ev: 'lease-granted', term: termStr, ttlMs, expiresAt: lease.expiresAt }, lease.grantedAt);
     this.record({ ev: 'active-from', term: termStr, head: this.chain.height }, lease.grantedAt);
     this.deps.logger.info({ term: termStr, head: this.chain.height, ttlMs }, 'active');
     this.producer.start(lease);
+  }
+
+  /**
+   * A sequencer keeps the chain's slot cadence: the block after the head is due one block time
+   * after the head was made, or at once when that slot has passed (a handoff faster than a block
+   * time costs no slot; a failover after a longer outage starts at once). Capped at one block time
+   * from now, should the head carry a time ahead of this node's clock.
+   */
+  private firstBlockInMs(): number {
+    const { blockTimeMs } = this.config;
+    const head = this.chain.head;
+    if (head.number === 0) return blockTimeMs; // genesis has no time of its own
+    return Math.min(blockTimeMs, Math.max(0, head.timeMs + blockTimeMs - Date.now()));
   }
 
   private deactivate(reason: ActiveUntilReason): void {
