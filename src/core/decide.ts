@@ -169,6 +169,13 @@ function startWhenSafe(s: ChainSnapshot, leader: LeaderRecord, report: NodeRepor
     return noAction(`${prefix}started ${at} ${ago} ms ago; waiting for it to report producing`);
   }
   const start: Action = { kind: 'start', nodeId: id, term };
+  // A node that stopped ahead of the leader holds blocks the leader has not seen yet: starting now
+  // would make a second block at the same height. The leader follows its peers, so wait for it.
+  const ahead = nodeIds(s).filter((n) => n !== id && stoppedAhead(s, n, report.headNumber, term));
+  if (ahead.length > 0) {
+    const best = Math.max(...ahead.map((n) => s.nodes.get(n)!.report!.headNumber));
+    return noAction(`${prefix}waiting for ${id} (head ${report.headNumber}) to catch up to head ${best} of ${ahead.join(', ')} before starting it`);
+  }
   if (s.nowMs >= s.lease.oldLeasesEndMs) {
     return { actions: [start], stop: [], reason: `${prefix}starting ${at}: old leases have ended` };
   }
@@ -250,6 +257,12 @@ function sawTerm(obs: NodeObservation | undefined, term: Term): boolean {
 function confirmedStopped(s: ChainSnapshot, nodeId: string, term: Term): boolean {
   const obs = s.nodes.get(nodeId);
   return isFresh(obs, s.spec.policy, s.nowMs) && obs?.report?.producing === false && sawTerm(obs, term);
+}
+
+/** A node of this chain, seen stopped under the leader's term, whose head is above `headNumber`. */
+function stoppedAhead(s: ChainSnapshot, nodeId: string, headNumber: number, term: Term): boolean {
+  const report = s.nodes.get(nodeId)?.report;
+  return confirmedStopped(s, nodeId, term) && report !== undefined && report.chainId === s.spec.id && report.headNumber > headNumber;
 }
 
 function grantDue(s: ChainSnapshot): boolean {

@@ -233,8 +233,19 @@ t.test('leader not producing and behind the recorded head', async (t) => {
   t.same(briefs(level), [{ kind: 'start', nodeId: 'b2', term: TERM }], 'standbys eligible but not ahead of the leader: no churn');
 
   const disabled = snapshot({ lease, autoFailover: false, nodes: ahead.nodes });
-  t.same(briefs(disabled), [{ kind: 'start', nodeId: 'b2', term: TERM }], 'failover blocked: start the leader');
-  t.equal(decide(disabled).reason, `b2 ${detected}; automatic failover disabled fleet-wide; starting b2 at head 95, term 57: old leases have ended`);
+  t.same(briefs(disabled), [], 'failover blocked, and a stopped node is ahead: wait for the leader to catch up');
+  t.equal(decide(disabled).reason, `b2 ${detected}; automatic failover disabled fleet-wide; waiting for b2 (head 95) to catch up to head 120 of a1, c3 before starting it`);
+});
+
+t.test('a leader is not started below the head of a node that stopped ahead of it', async (t) => {
+  const lease = { oldLeasesEndMs: 0, lastGrantSentMs: undefined, renewIntervalMs: 1000 };
+  const behind = snapshot({ lease, head: head(100), nodes: nodes(obs('a1', { headNumber: 103 }), obs('b2', { headNumber: 101 }), obs('c3', { headNumber: 101 })) });
+  t.same(briefs(behind), [], 'a1 stopped at 103: b2 at 101 would fork at 102');
+  t.match(decide(behind).reason, /waiting for b2 \(head 101\) to catch up to head 103 of a1/);
+  const caughtUp = snapshot({ lease, head: head(100), nodes: nodes(obs('a1', { headNumber: 103 }), obs('b2', { headNumber: 103 }), obs('c3', { headNumber: 101 })) });
+  t.same(briefs(caughtUp), [{ kind: 'start', nodeId: 'b2', term: TERM }], 'caught up: start it');
+  const foreign = snapshot({ lease, head: head(100), nodes: nodes(obs('a1', { headNumber: 500, chainId: 'other-chain' }), obs('b2', { headNumber: 101 }), obs('c3', { headNumber: 101 })) });
+  t.same(briefs(foreign), [{ kind: 'start', nodeId: 'b2', term: TERM }], 'a node of another chain does not hold it back');
 });
 
 t.test('renew cadence', async (t) => {
