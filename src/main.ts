@@ -10,10 +10,13 @@ import type { NodeObservation } from './core/observation.js';
 import type { ChainStore, NodeControl } from './core/ports.js';
 import { validateChainSpec, type SpecLimits } from './core/spec.js';
 import { describeChain, type ChainView } from './core/status.js';
+import { ControlPlane } from './api/control-plane.js';
 import { EtcdChainStore } from './adapters/etcd/chain-store.js';
 import { createEtcdClient } from './adapters/etcd/client.js';
+import { EventFeed } from './adapters/etcd/event-feed.js';
 import { EtcdKeys } from './adapters/etcd/keys.js';
 import { EtcdOperationStore } from './adapters/etcd/operation-store.js';
+import { startGrpcApi, type GrpcApiServer } from './adapters/grpc/server.js';
 import { buildApp } from './adapters/http/app.js';
 import { GrpcNodeControl } from './adapters/node/node-control.js';
 import { systemClock, systemScheduler } from './adapters/system-clock.js';
@@ -25,6 +28,8 @@ export const OPENAPI_PATH = fileURLToPath(new URL('../openapi.yaml', import.meta
 export interface Service {
   readonly app: FastifyInstance;
   readonly address: string;
+  /** host:port of the gRPC operator API. */
+  readonly grpcAddress: string;
   close(): Promise<void>;
 }
 
@@ -39,15 +44,23 @@ export async function serve(config: Config): Promise<Service> {
 
   let runtime: ReplicaRuntime | undefined;
   let app: FastifyInstance | undefined;
+  let grpc: GrpcApiServer | undefined;
   let address: string;
+  let grpcAddress: string;
   try {
     if (config.chainsFile) await declareChains(config.chainsFile, store, limits, log);
 
     const rt = new ReplicaRuntime({ config, client, keys, store, ops, nodes, clock: systemClock, scheduler: systemScheduler, log });
     runtime = rt;
+    const describeChainNow = (chainId: string) => describe(chainId, store, nodes, rt);
+    const events = new EventFeed(client, keys);
+    // One application layer behind both surfaces.
+    const control = new ControlPlane({ store, ops, events, clock: systemClock, describe: describeChainNow });
     app = await buildApp({
       store,
-      describe: (chainId) => describe(chainId, store, nodes, rt),
+      control,
+      events,
+      describe: describeChainNow,
       limits,
       ready: () => rt.ready(),
       replicaId: config.replicaId,
@@ -55,25 +68,41 @@ export async function serve(config: Config): Promise<Service> {
       openapiPath: OPENAPI_PATH,
     });
     address = await app.listen({ host: config.http.host, port: config.http.port });
+    grpc = await startGrpcApi(
+      {
+        control,
+        store,
+        describe: describeChainNow,
+        limits,
+        events,
+        ready: () => rt.ready(),
+        logger: log.child({ component: 'grpc' }),
+      },
+      config.grpc,
+    );
+    grpcAddress = grpc.address;
     await rt.start();
   } catch (err) {
     // A service that failed to start holds nothing open: a caller that handles the error (a
     // test, a supervisor process) must not be left with a live etcd client, listener or lease.
     await runtime?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
+    await grpc?.close();
     nodes.close();
     await client.close();
     throw err;
   }
-  const started = { runtime, app };
-  log.info({ address, etcd: config.etcd.endpoints }, 'baton serving');
+  const started = { runtime, app, grpc };
+  log.info({ address, grpcAddress, etcd: config.etcd.endpoints }, 'baton serving');
 
   return {
     app: started.app,
     address,
+    grpcAddress,
     async close() {
       await started.runtime.close();
       await started.app.close();
+      await started.grpc.close();
       nodes.close();
       await client.close();
     },

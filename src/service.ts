@@ -101,8 +101,9 @@ export class ReplicaRuntime {
     const parsed = this.deps.keys.parseChainKey(key);
     if (!parsed) return;
     if (parsed.kind === 'spec') this.coordinator?.trigger();
-    // Our own head writes echo back here; only a spec or leader change needs a re-read.
-    if (parsed.kind === 'spec' || parsed.kind === 'leader') this.coordinator?.chainChanged(parsed.chainId);
+    // Our own head writes echo back here; a spec or leader change needs a re-read, and so does a
+    // new intent (an operator request accepted by any replica), which must not wait for a resync.
+    if (parsed.kind === 'spec' || parsed.kind === 'leader' || parsed.kind === 'intents') this.coordinator?.chainChanged(parsed.chainId);
   }
 
   private join(): Promise<void> {

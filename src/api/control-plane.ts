@@ -89,19 +89,30 @@ export class ControlPlane {
       const node = s.spec.nodes.find((n) => n.id === s.leader?.nodeId);
       return { nodeId: s.leader?.nodeId ?? null, term: s.leader?.term.toString() ?? null, endpoint: node?.endpoint ?? null };
     };
+    // No leader counts as term 0: a proxy that knows of none waits with waitForChangeFrom=0.
+    const from = waitForChangeFrom?.toString();
+    const differs = (r: { term: string | null }) => (r.term ?? '0') !== from;
     const first = await read();
-    if (waitForChangeFrom === undefined || first.term !== waitForChangeFrom.toString()) return { ...first, changed: waitForChangeFrom !== undefined };
+    if (from === undefined || differs(first)) return { ...first, changed: from !== undefined };
     const changed = await this.waitForEvent(
       Math.min(timeoutMs, MAX_WAIT_MS),
       (e) => e.chainId === chainId && (e.type === 'leader-changed' || e.type === 'chain-removed'),
-      async () => (await read()).term !== waitForChangeFrom.toString(),
+      async () => differs(await read()),
     );
     const now = await read();
-    return { ...now, changed: changed && now.term !== waitForChangeFrom.toString() };
+    return { ...now, changed: changed && differs(now) };
   }
 
   async submit(chainId: string, params: OperationParams, meta: RequestMeta): Promise<{ operation: Operation; replayed: boolean }> {
     this.validate(params);
+    // A node the chain does not have is refused here, before anything is written (the supervisor
+    // checks again when it executes: the spec may change in between).
+    const node = params.kind === 'failover' ? params.candidate : params.kind === 'switchover' ? params.target : undefined;
+    if (node !== undefined) {
+      const spec = await this.deps.store.getSpec(chainId);
+      if (!spec) throw new BatonError('NOT_FOUND', `chain ${chainId} does not exist`, { chainId });
+      if (!spec.nodes.some((n) => n.id === node)) throw new BatonError('NOT_FOUND', `node ${node} is not in chain ${chainId}`, { chainId, nodeId: node });
+    }
     const idempotency: Idempotency | undefined = meta.idempotencyKey
       ? { key: meta.idempotencyKey, requestHash: createHash('sha256').update(meta.canonical).digest('hex') }
       : undefined;

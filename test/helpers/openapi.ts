@@ -16,6 +16,7 @@ export const OPENAPI_FILE = fileURLToPath(new URL('../../openapi.yaml', import.m
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
 
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 const OPENAPI_ONLY = new Set(['nullable', 'example', 'discriminator', 'readOnly', 'writeOnly', 'xml', 'externalDocs', 'deprecated']);
 export const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const;
 
@@ -32,6 +33,8 @@ export class OpenApiContract {
 
   constructor(file: string = OPENAPI_FILE) {
     this.doc = parse(readFileSync(file, 'utf8')) as JsonObject;
+    // The one format the document uses; checked here independently of the app's own parser.
+    this.ajv.addFormat('date-time', { type: 'string', validate: (s: string) => RFC3339.test(s) && !Number.isNaN(Date.parse(s)) });
   }
 
   /** Documented paths, e.g. `/v1/chains/{id}`. */

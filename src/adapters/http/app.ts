@@ -1,18 +1,30 @@
 // The REST API, as a Fastify app built from its dependencies (the entry point only wires and
 // listens; tests build the same app and call it with inject).
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { ChainFilter, ControlPlane } from '../../api/control-plane.js';
 import { BatonError } from '../../core/errors.js';
 import type { ChainStore } from '../../core/ports.js';
 import { validateChainSpec, type SpecLimits } from '../../core/spec.js';
 import { viewTermRecord, type ChainView } from '../../core/status.js';
+import { registerDocs } from './docs.js';
 import { errorHandler, formatValidationErrors } from './errors.js';
-import { chainIdParams, chainSpecBody, fleetSettingsBody, historyQuery } from './schemas.js';
+import { registerEventRoutes, SSE_HEARTBEAT_MS, type EventSource } from './events.js';
+import { registerOperationRoutes } from './operations.js';
+import { chainIdParams, chainListQuery, chainSpecBody, fleetSettingsBody, historyQuery } from './schemas.js';
+import { parseRfc3339 } from './views.js';
 
 export interface ApiDeps {
   readonly store: ChainStore;
+  /** Operator requests and the reads that go with them (shared with the gRPC surface). */
+  readonly control: ControlPlane;
+  /** The event stream behind GET /v1/events. */
+  readonly events: EventSource;
+  /** Interval of the SSE heartbeat comment (default 15 s). */
+  readonly sseHeartbeatMs?: number;
   /** The operator's view of a chain (with node health), or undefined when it does not exist. */
   readonly describe: (chainId: string) => Promise<ChainView | undefined>;
   readonly limits: SpecLimits;
@@ -27,7 +39,7 @@ export const BODY_LIMIT_BYTES = 256 * 1024;
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger | undefined,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: () => crypto.randomUUID(),
     schemaErrorFormatter: formatValidationErrors,
@@ -36,6 +48,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // 5, {..} is not [{..}]), and unknown fields are refused, never stripped. Only path and query
   // values, which are always strings on the wire, are converted to the declared types.
   const bodyAjv = new Ajv({ removeAdditional: false, useDefaults: false, coerceTypes: false, allErrors: true });
+  bodyAjv.addFormat('date-time', { type: 'string', validate: (s: string) => parseRfc3339(s) !== undefined });
   const urlAjv = new Ajv({ removeAdditional: false, useDefaults: true, coerceTypes: true, allErrors: true });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : urlAjv).compile(schema));
   // No route takes text: a text/plain body gets 415 like any other non-JSON body.
@@ -44,10 +57,21 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}`, details: {}, requestId: req.id });
   });
+  // A connection that has not sent a byte (HTTP clients open spare ones) is not idle to Node, so
+  // app.close() would wait out its headers timeout (about a minute); it has nothing in flight.
+  const sockets = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  app.addHook('preClose', async () => {
+    for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
+  });
   app.addHook('onSend', async (req, reply) => {
     void reply.header('x-request-id', req.id);
   });
   const openapi = readFileSync(deps.openapiPath, 'utf8');
+  await registerDocs(app, deps.openapiPath);
 
   app.get('/livez', async () => ({ status: 'ok', replica: deps.replicaId }));
   app.get('/readyz', async (_req, reply) => {
@@ -56,23 +80,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   });
   app.get('/openapi.yaml', async (_req, reply) => reply.type('application/yaml').send(openapi));
 
-  app.get('/v1/chains', async () => {
-    const specs = await deps.store.listSpecs();
-    const chains = await Promise.all(
-      specs.map(async (spec) => {
-        const s = await deps.store.read(spec.id);
-        return {
-          id: spec.id,
-          leader: s?.leader?.nodeId ?? null,
-          term: s?.leader?.term.toString() ?? null,
-          headNumber: s?.head?.number ?? null,
-          supervisor: s?.supervisor ?? null,
-          nodes: spec.nodes.length,
-          fencingMode: spec.policy.fencingMode,
-        };
-      }),
-    );
-    return { chains, count: chains.length };
+  app.get<{ Querystring: { filter?: ChainFilter } }>('/v1/chains', { schema: { querystring: chainListQuery } }, async (req) => {
+    const { chains, counts } = await deps.control.listChains(req.query.filter);
+    return { chains, count: chains.length, counts };
   });
 
   app.get<{ Params: { id: string } }>('/v1/chains/:id', { schema: { params: chainIdParams } }, async (req) => {
@@ -120,5 +130,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     },
   );
 
+  registerOperationRoutes(app, deps.control);
+  registerEventRoutes(app, deps.events, deps.sseHeartbeatMs ?? SSE_HEARTBEAT_MS);
   return app;
 }

@@ -5,15 +5,16 @@ import { readFileSync } from 'node:fs';
 import type { InjectOptions } from 'fastify';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import t, { type Test } from 'tap';
-import { DEFAULT_FLEET_SETTINGS, EtcdChainStore } from '../../../src/adapters/etcd/chain-store.js';
+import { DEFAULT_FLEET_SETTINGS } from '../../../src/adapters/etcd/chain-store.js';
 import { createEtcdClient } from '../../../src/adapters/etcd/client.js';
 import { EtcdKeys } from '../../../src/adapters/etcd/keys.js';
 import { ReplicaSession } from '../../../src/adapters/etcd/replica-session.js';
-import { BODY_LIMIT_BYTES, buildApp } from '../../../src/adapters/http/app.js';
+import { BODY_LIMIT_BYTES } from '../../../src/adapters/http/app.js';
+import { DOCS_PREFIX } from '../../../src/adapters/http/docs.js';
 import { DEFAULT_POLICY } from '../../../src/core/chain.js';
-import { describeChain } from '../../../src/core/status.js';
 import { EtcdCluster } from '../../../src/devstack/etcd.js';
-import { OPENAPI_FILE, OpenApiContract } from '../../helpers/openapi.js';
+import { OPENAPI_FILE } from '../../helpers/openapi.js';
+import { buildHarness } from './harness.js';
 
 type Assert = Test;
 
@@ -23,28 +24,11 @@ const client = createEtcdClient({ endpoints: cluster.endpoints });
 t.teardown(() => client.close());
 const prefix = `/baton-http-${process.pid}/`;
 const keys = new EtcdKeys(prefix);
-const store = new EtcdChainStore(client, keys);
-const limits = { minLeaseTtlMs: 4500, nodeDeadlineMs: 250 };
 let readiness = { ready: true, why: 'etcd lease proven' };
 
-const app = await buildApp({
-  store,
-  // The operator view over the store state alone: node probing is not under test here.
-  describe: async (chainId) => {
-    const state = await store.read(chainId);
-    if (!state) return undefined;
-    const [lastFailover] = await store.history(chainId, 1);
-    return describeChain({ state, observations: new Map(), nowMs: 0, lastFailover, decision: undefined });
-  },
-  limits,
-  ready: () => readiness,
-  replicaId: 'replica-http-test',
-  openapiPath: OPENAPI_FILE,
-});
+const harness = await buildHarness({ client, prefix, ready: () => readiness });
+const { app, store, contract } = harness;
 t.teardown(() => app.close());
-await app.ready();
-
-const contract = new OpenApiContract();
 
 interface Reply {
   status: number;
@@ -129,8 +113,12 @@ t.test('openapi.yaml is a valid OpenAPI 3.0 document', async (t) => {
 });
 
 t.test('every route the app serves is documented, and every documented operation is served', async (t) => {
-  const served = servedRoutes();
-  t.ok(served.length >= 10, `found ${served.length} served routes`);
+  // Swagger UI's own assets and its copies of the spec (/docs/static/*, /docs/json, /docs/yaml...)
+  // are not API routes; the page itself, GET /docs, is documented.
+  const all = servedRoutes();
+  const served = all.filter((r) => !r.url.startsWith(`${DOCS_PREFIX}/`));
+  t.ok(all.length - served.length >= 3, `left out ${all.length - served.length} Swagger UI asset routes`);
+  t.ok(served.length >= 20, `found ${served.length} served routes`);
   for (const r of served) {
     const template = r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
     t.ok(contract.methods(template).includes(r.method.toLowerCase()), `${r.method} ${r.url} is documented as ${r.method} ${template}`);
@@ -186,8 +174,9 @@ t.test('chain lifecycle: create, replace, list, get, history, delete', async (t)
   const list = await get(t, '/v1/chains');
   t.equal(list.status, 200);
   t.same(list.body, {
-    chains: [{ id: 'chain-a', leader: null, term: null, headNumber: null, supervisor: null, nodes: 2, fencingMode: 'lease' }],
+    chains: [{ id: 'chain-a', leader: null, term: null, headNumber: null, supervisor: null, nodes: 2, fencingMode: 'lease', paused: false, states: ['leaderless'] }],
     count: 1,
+    counts: { total: 1, leaderless: 1, paused: 0, degraded: 0, 'failing-over': 0 },
   });
 
   const one = await get(t, '/v1/chains/chain-a');
@@ -219,7 +208,7 @@ t.test('chain lifecycle: create, replace, list, get, history, delete', async (t)
   t.equal(again.status, 404);
   t.equal(again.body.code, 'NOT_FOUND');
   t.equal((await get(t, '/v1/chains/chain-a')).status, 404);
-  t.same((await get(t, '/v1/chains')).body, { chains: [], count: 0 });
+  t.same((await get(t, '/v1/chains')).body, { chains: [], count: 0, counts: { total: 0, leaderless: 0, paused: 0, degraded: 0, 'failing-over': 0 } });
 });
 
 t.test('a chain with a leader, a head and history conforms too (non-null terms and records)', async (t) => {
@@ -241,7 +230,7 @@ t.test('a chain with a leader, a head and history conforms too (non-null terms a
 
   const list = await get(t, '/v1/chains');
   t.same(list.body.chains.find((c: { id: string }) => c.id === 'chain-led'), {
-    id: 'chain-led', leader: 'n2', term: second.toString(), headNumber: 12, supervisor: 'replica-x', nodes: 2, fencingMode: 'lease',
+    id: 'chain-led', leader: 'n2', term: second.toString(), headNumber: 12, supervisor: 'replica-x', nodes: 2, fencingMode: 'lease', paused: false, states: [],
   });
   const view = await get(t, '/v1/chains/chain-led');
   t.equal(view.body.leader.term, second.toString(), 'terms travel as decimal strings');
@@ -261,13 +250,16 @@ t.test('a chain with a leader, a head and history conforms too (non-null terms a
 
 t.test('the contract check is not vacuous', async (t) => {
   const res = (statusCode: number, body: unknown) => ({ statusCode, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) });
-  const summary = { id: 'c', leader: null, term: null, headNumber: null, supervisor: null, nodes: 1, fencingMode: 'lease' };
-  t.same(contract.check('GET', '/v1/chains', res(200, { chains: [summary], count: 1 })), []);
-  t.not(contract.check('GET', '/v1/chains', res(200, { chains: [{ ...summary, term: '0' }], count: 1 })), [], 'term 0 is not a term');
-  t.not(contract.check('GET', '/v1/chains', res(200, { chains: [{ ...summary, term: 5 }], count: 1 })), [], 'a term is a string');
-  t.not(contract.check('GET', '/v1/chains', res(200, { chains: [{ ...summary, nodes: null }], count: 1 })), [], 'null only where nullable');
-  t.not(contract.check('GET', '/v1/chains', res(200, { chains: [], count: 0, extra: 1 })), [], 'no undocumented fields');
-  t.not(contract.check('GET', '/v1/chains', res(418, { chains: [], count: 0 })), [], 'undocumented status');
+  const summary = { id: 'c', leader: null, term: null, headNumber: null, supervisor: null, nodes: 1, fencingMode: 'lease', paused: false, states: ['leaderless'] };
+  const counts = { total: 1, leaderless: 1, paused: 0, degraded: 0, 'failing-over': 0 };
+  t.same(contract.check('GET', '/v1/chains', res(200, { chains: [summary], count: 1, counts })), []);
+  t.not(contract.check('GET', '/v1/chains', res(200, { chains: [{ ...summary, term: '0' }], count: 1, counts })), [], 'term 0 is not a term');
+  t.not(contract.check('GET', '/v1/chains', res(200, { chains: [{ ...summary, term: 5 }], count: 1, counts })), [], 'a term is a string');
+  t.not(contract.check('GET', '/v1/chains', res(200, { chains: [{ ...summary, nodes: null }], count: 1, counts })), [], 'null only where nullable');
+  t.not(contract.check('GET', '/v1/chains', res(200, { chains: [{ ...summary, states: ['stuck'] }], count: 1, counts })), [], 'only documented states');
+  t.not(contract.check('GET', '/v1/chains', res(200, { chains: [], count: 0 })), [], 'counts are required');
+  t.not(contract.check('GET', '/v1/chains', res(200, { chains: [], count: 0, counts, extra: 1 })), [], 'no undocumented fields');
+  t.not(contract.check('GET', '/v1/chains', res(418, { chains: [], count: 0, counts })), [], 'undocumented status');
   t.not(contract.check('GET', '/livez', { statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'ok' }), [], 'undocumented media type');
   t.not(contract.check('DELETE', '/v1/chains/{id}', { statusCode: 204, headers: {}, body: 'x' }), [], 'a body where none is documented');
   t.not(contract.check('GET', '/v1/chains/{id}/history', res(400, { code: 'X', message: 'm', details: {} })), [], 'error without requestId');
