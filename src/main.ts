@@ -14,6 +14,7 @@ import { ControlPlane } from './api/control-plane.js';
 import { EtcdChainStore } from './adapters/etcd/chain-store.js';
 import { createEtcdClient } from './adapters/etcd/client.js';
 import { EventFeed } from './adapters/etcd/event-feed.js';
+import { EtcdIdempotencyRecords } from './adapters/etcd/idempotency-records.js';
 import { EtcdKeys } from './adapters/etcd/keys.js';
 import { EtcdOperationStore } from './adapters/etcd/operation-store.js';
 import { startGrpcApi, type GrpcApiServer } from './adapters/grpc/server.js';
@@ -66,6 +67,7 @@ export async function serve(config: Config): Promise<Service> {
       replicaId: config.replicaId,
       logger: log.child({ component: 'http' }),
       openapiPath: OPENAPI_PATH,
+      idempotency: new EtcdIdempotencyRecords(client, keys, systemClock),
     });
     address = await app.listen({ host: config.http.host, port: config.http.port });
     grpc = await startGrpcApi(

@@ -1,9 +1,10 @@
 // The REST API, as a Fastify app built from its dependencies (the entry point only wires and
 // listens; tests build the same app and call it with inject).
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { Ajv } from 'ajv';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { ChainFilter, ControlPlane } from '../../api/control-plane.js';
 import { BatonError } from '../../core/errors.js';
@@ -14,8 +15,9 @@ import { registerDocs } from './docs.js';
 import { errorHandler, formatValidationErrors } from './errors.js';
 import { registerEventRoutes, SSE_HEARTBEAT_MS, type EventSource } from './events.js';
 import { registerOperationRoutes } from './operations.js';
-import { chainIdParams, chainListQuery, chainSpecBody, fleetSettingsBody, historyQuery } from './schemas.js';
-import { parseRfc3339 } from './views.js';
+import { chainIdParams, chainListQuery, chainSpecBody, fleetSettingsBody, historyQuery, mutationHeaders } from './schemas.js';
+import { canonicalRequest, parseRfc3339 } from './views.js';
+import type { EtcdIdempotencyRecords, RecordedResponse } from '../etcd/idempotency-records.js';
 
 export interface ApiDeps {
   readonly store: ChainStore;
@@ -32,6 +34,8 @@ export interface ApiDeps {
   readonly replicaId: string;
   readonly logger?: Logger;
   readonly openapiPath: string;
+  /** Replays of PUT/DELETE under an Idempotency-Key. */
+  readonly idempotency: EtcdIdempotencyRecords;
 }
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
@@ -91,24 +95,41 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     return view;
   });
 
+  /** Runs a plain mutation once per Idempotency-Key (when one is sent) and answers its response. */
+  const once = async (req: FastifyRequest, reply: FastifyReply, apply: () => Promise<RecordedResponse>): Promise<FastifyReply> => {
+    const key = req.headers['idempotency-key'];
+    if (typeof key !== 'string') {
+      const r = await apply();
+      return reply.status(r.status).send(r.body);
+    }
+    const hash = createHash('sha256').update(canonicalRequest(req.method, req.url, req.body)).digest('hex');
+    const r = await deps.idempotency.once(key, hash, apply);
+    if (r.replayed) void reply.header('idempotent-replayed', 'true');
+    return reply.status(r.status).send(r.body);
+  };
+
   app.put<{ Params: { id: string }; Body: Record<string, unknown> }>(
     '/v1/chains/:id',
-    { schema: { params: chainIdParams, body: chainSpecBody } },
+    { schema: { params: chainIdParams, body: chainSpecBody, headers: mutationHeaders } },
     async (req, reply) => {
       if (req.body.id !== undefined && req.body.id !== req.params.id) {
         throw new BatonError('INVALID_ARGUMENT', `body id "${String(req.body.id)}" does not match path id "${req.params.id}"`);
       }
       const spec = validateChainSpec({ ...req.body, id: req.params.id }, deps.limits);
-      const existed = (await deps.store.getSpec(spec.id)) !== undefined;
-      await deps.store.putSpec(spec);
-      return reply.status(existed ? 200 : 201).send(spec);
+      return once(req, reply, async () => {
+        const existed = (await deps.store.getSpec(spec.id)) !== undefined;
+        await deps.store.putSpec(spec);
+        return { status: existed ? 200 : 201, body: spec };
+      });
     },
   );
 
-  app.delete<{ Params: { id: string } }>('/v1/chains/:id', { schema: { params: chainIdParams } }, async (req, reply) => {
-    if (!(await deps.store.deleteChain(req.params.id))) throw new BatonError('NOT_FOUND', `chain ${req.params.id} does not exist`);
-    return reply.status(204).send();
-  });
+  app.delete<{ Params: { id: string } }>('/v1/chains/:id', { schema: { params: chainIdParams, headers: mutationHeaders } }, async (req, reply) =>
+    once(req, reply, async () => {
+      if (!(await deps.store.deleteChain(req.params.id))) throw new BatonError('NOT_FOUND', `chain ${req.params.id} does not exist`);
+      return { status: 204, body: undefined };
+    }),
+  );
 
   app.get<{ Params: { id: string }; Querystring: { limit: number } }>(
     '/v1/chains/:id/history',
@@ -123,11 +144,12 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.get('/v1/fleet/settings', async () => deps.store.getFleetSettings());
   app.put<{ Body: { autoFailover: boolean; maxConcurrentFailovers: number } }>(
     '/v1/fleet/settings',
-    { schema: { body: fleetSettingsBody } },
-    async (req) => {
-      await deps.store.putFleetSettings(req.body);
-      return deps.store.getFleetSettings();
-    },
+    { schema: { body: fleetSettingsBody, headers: mutationHeaders } },
+    async (req, reply) =>
+      once(req, reply, async () => {
+        await deps.store.putFleetSettings(req.body);
+        return { status: 200, body: await deps.store.getFleetSettings() };
+      }),
   );
 
   registerOperationRoutes(app, deps.control);

@@ -7,6 +7,7 @@ import type { Test } from 'tap';
 import { ControlPlane } from '../../../src/api/control-plane.js';
 import { EtcdChainStore } from '../../../src/adapters/etcd/chain-store.js';
 import { EventFeed } from '../../../src/adapters/etcd/event-feed.js';
+import { EtcdIdempotencyRecords } from '../../../src/adapters/etcd/idempotency-records.js';
 import { EtcdKeys } from '../../../src/adapters/etcd/keys.js';
 import { EtcdOperationStore } from '../../../src/adapters/etcd/operation-store.js';
 import { buildApp } from '../../../src/adapters/http/app.js';
@@ -58,6 +59,7 @@ export async function buildHarness(opts: HarnessOptions): Promise<Harness> {
     sseHeartbeatMs: opts.sseHeartbeatMs,
     describe,
     limits: { minLeaseTtlMs: 4500, nodeDeadlineMs: 250 },
+    idempotency: new EtcdIdempotencyRecords(client, keys, systemClock),
     ready: opts.ready ?? (() => ({ ready: true, why: 'etcd lease proven' })),
     replicaId: 'replica-http-test',
     openapiPath: OPENAPI_FILE,
