@@ -1,7 +1,7 @@
 // Child processes that tests, drills and the demo start. Each is tracked by its own PID and is
 // signalled only through that PID: nothing here ever touches a process it did not start.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 export interface StartOptions {
@@ -110,8 +110,15 @@ export class ManagedProcess {
     }
   }
 
+  /** SIGSTOP, returning only once the kernel reports the process stopped (or after 1 s). */
   pause(): void {
     this.signal('SIGSTOP');
+    // kill() only queues the signal: a process running on another core can still answer a request
+    // sent right after it. Wait (briefly, synchronously) until /proc says it is stopped.
+    const deadline = Date.now() + 1000;
+    while (this.running && Date.now() < deadline && processState(this.pid) !== 'T') {
+      // spin: the state changes within microseconds to a few milliseconds
+    }
   }
 
   resume(): void {
@@ -132,6 +139,16 @@ export class ManagedProcess {
     const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
     await this.exited;
     clearTimeout(timer);
+  }
+}
+
+/** The one-letter state of a process from /proc (R, S, T...), or undefined when it is gone. */
+function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
   }
 }
 
