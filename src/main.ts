@@ -160,7 +160,7 @@ async function describe(chainId: string, store: ChainStore, nodes: NodeControl, 
     );
     observations = new Map(probed);
   }
-  return describeChain({ state, observations, nowMs: now, lastFailover, decision: local?.lastReason });
+  return describeChain({ state, observations, nowMs: now, lastFailover, decision: local?.lastReason, wallMs: systemClock.wallMs() });
 }
 
 /** Runs until SIGTERM/SIGINT, then shuts down gracefully (supervisor keys handed back). */

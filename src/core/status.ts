@@ -3,6 +3,7 @@
 import type { ChainSpec, LeaderRecord, TermRecord, UnsafeHead } from './chain.js';
 import { judgeActive, judgeStandby } from './health.js';
 import type { NodeObservation } from './observation.js';
+import { isPaused } from './operation.js';
 import type { ChainState } from './ports.js';
 
 export interface NodeView {
@@ -33,6 +34,8 @@ export interface ChainView {
   readonly lastFailover: TermRecordView | null;
   /** The supervisor's latest decision, when this replica supervises the chain. */
   readonly decision: string | null;
+  /** The chain's pause, while it lasts. */
+  readonly paused: { readonly reason: string; readonly untilMs: number | null; readonly operationId: string } | null;
 }
 
 export type TermRecordView = Omit<TermRecord, 'term' | 'previousTerm' | 'previousNodeId' | 'durationMs'> & {
@@ -58,6 +61,8 @@ export function describeChain(input: {
   nowMs: number;
   lastFailover: TermRecord | undefined;
   decision: string | undefined;
+  /** Wall ms, to tell whether a timed pause is over. */
+  wallMs: number;
 }): ChainView {
   const { state, observations, nowMs } = input;
   const { spec, leader, head } = state;
@@ -105,5 +110,9 @@ export function describeChain(input: {
     nodes,
     lastFailover: input.lastFailover ? viewTermRecord(input.lastFailover) : null,
     decision: input.decision ?? null,
+    paused:
+      state.pause && isPaused(state.pause, input.wallMs)
+        ? { reason: state.pause.reason, untilMs: state.pause.untilMs ?? null, operationId: state.pause.operationId }
+        : null,
   };
 }

@@ -50,7 +50,7 @@ export async function buildHarness(opts: HarnessOptions): Promise<Harness> {
     const state = await store.read(chainId);
     if (!state) return undefined;
     const [lastFailover] = await store.history(chainId, 1);
-    return describeChain({ state, observations: new Map(), nowMs: 0, lastFailover, decision: undefined });
+    return describeChain({ state, observations: new Map(), nowMs: 0, lastFailover, decision: undefined, wallMs: Date.now() });
   };
   const app = await buildApp({
     store,
