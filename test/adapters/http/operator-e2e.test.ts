@@ -102,6 +102,8 @@ t.test('operator requests executed by the supervisor, seen in the event stream a
     const paused = (await get(t, '/v1/chains?filter=paused')).body;
     t.same(paused.chains.map((c: { id: string; paused: boolean }) => [c.id, c.paused]), [['chain-a', true]], 'the chain is listed as paused');
     t.equal(paused.counts.paused, 1);
+    const view = (await get(t, '/v1/chains/chain-a')).body;
+    t.same(view.paused, { reason: 'maintenance', untilMs: null, operationId: pause.body.id }, 'the chain view shows the pause');
     await events.waitForEvent('paused', (e) => e.event === 'paused' && e.data.data.operationId === pause.body.id);
     await events.waitForEvent('pause succeeded', (e) => e.event === 'operation-changed' && e.data.data.id === pause.body.id && e.data.data.state === 'succeeded');
 
@@ -118,6 +120,7 @@ t.test('operator requests executed by the supervisor, seen in the event stream a
     const resume = await finished(t, await post(t, '/v1/chains/chain-a/resume', { reason: 'done' }));
     t.equal(resume.body.state, 'succeeded');
     t.same((await get(t, '/v1/chains?filter=paused')).body.chains, []);
+    t.equal((await get(t, '/v1/chains/chain-a')).body.paused, null, 'and no pause once resumed');
     await events.waitForEvent('resumed', (e) => e.event === 'resumed');
   });
 
