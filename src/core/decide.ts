@@ -107,7 +107,11 @@ function classify(s: ChainSnapshot): Situation {
     return { kind: 'leader-unhealthy', leader, why: 'not in the chain spec' };
   }
   const obs = s.nodes.get(leader.nodeId);
-  if (obs === undefined) return { kind: 'leader-unprobed', leader };
+  // Not heard from yet, and fewer failed probes than the threshold: a slow first probe after a
+  // takeover must not fail over a healthy leader.
+  if (obs === undefined || (obs.report === undefined && obs.consecutiveFailures < s.spec.policy.failureThreshold)) {
+    return { kind: 'leader-unprobed', leader };
+  }
   const verdict = judgeActive(obs, s.spec.policy, s.nowMs);
   if (!verdict.healthy || obs.report === undefined) return { kind: 'leader-unhealthy', leader, why: verdict.why };
   if (obs.report.producing && obs.report.term === leader.term) return { kind: 'leader-active', leader, report: obs.report };

@@ -48,7 +48,9 @@ export function judgeActive(obs: NodeObservation | undefined, policy: ChainPolic
   }
   const limit = policy.stallFactor * policy.blockTimeMs;
   const still = nowMs - obs.headAdvancedAtMs;
-  if (report.producing && still > limit) {
+  // Judged on a current report only: after a failed probe the last report is old news, and its
+  // head looks still only because nobody asked again (failures have their own threshold).
+  if (report.producing && obs.consecutiveFailures === 0 && still > limit) {
     // Whole ms in the words: the clock is monotonic and fractional, the reason is read by people.
     return { healthy: false, why: `head ${report.headNumber} has not advanced for ${Math.ceil(still)} ms (limit ${limit})` };
   }

@@ -351,3 +351,12 @@ t.test('decide does not mutate its snapshot', async (t) => {
   t.equal(after, before);
   t.same(decide(s), decide(s), 'same snapshot, same decision');
 });
+
+t.test('a new supervisor does not fail over a leader whose first probes failed below the threshold', async (t) => {
+  const lease = { oldLeasesEndMs: 0, lastGrantSentMs: undefined, renewIntervalMs: 1000 };
+  const slow = snapshot({ lease, nodes: nodes(obs('a1'), silent('b2', 2, 'deadline exceeded'), obs('c3')) });
+  t.same(briefs(slow), [], 'two timed-out probes of a never-heard leader: wait');
+  t.match(decide(slow).reason, /waiting for the first probe of b2/);
+  const dead = snapshot({ lease, nodes: nodes(obs('a1'), silent('b2', 3, 'deadline exceeded'), obs('c3')) });
+  t.equal(briefs(dead)[0]?.kind, 'failover', 'at the threshold it is unhealthy like any leader');
+});

@@ -27,6 +27,11 @@ t.test('judgeActive: stall boundary is stallFactor × blockTime', async (t) => {
   const fast = { ...POLICY, blockTimeMs: 200 };
   t.equal(judgeActive(obs('b2', ACTIVE, { advancedAt: NOW - 1001 }), fast, NOW).why, 'head 120 has not advanced for 1001 ms (limit 1000)', 'limit follows the policy');
   t.equal(judgeActive(obs('b2', {}, { advancedAt: NOW - 60_000 }), POLICY, NOW).healthy, true, 'a node not producing cannot stall');
+  t.same(
+    judgeActive(obs('b2', { ...ACTIVE, headNumber: 120 }, { advancedAt: NOW - 5200, failures: 1, error: 'timeout' }), POLICY, NOW),
+    { healthy: true, why: 'healthy' },
+    'after a failed probe the old report is not a stall: the failure threshold judges that',
+  );
 });
 
 t.test('isFresh', async (t) => {
