@@ -10,6 +10,7 @@
 import type { ChainSpec, LeaderRecord, NodeSpec } from './chain.js';
 import { rankCandidates, type CandidateRanking } from './candidates.js';
 import { BatonError, isBatonError, type ErrorCode } from './errors.js';
+import { completeHandoff, nextBlock, waitForHead } from './handoff-steps.js';
 import type { NodeObservation } from './observation.js';
 import { isFinal, isPaused, type FailoverParams, type Operation, type OperationStep, type SwitchoverParams } from './operation.js';
 import type { ChainState, HandoffTicket, Log, NodeControl, OperationStore, Scheduler, SupervisionFence } from './ports.js';
@@ -50,7 +51,6 @@ function catchUpTimeoutMs(spec: ChainSpec): number {
   return Math.min(spec.policy.leaseTtlMs, Math.max(1000, 4 * spec.policy.blockTimeMs));
 }
 
-const CATCH_UP_POLL_MS = 10;
 
 type Step = Omit<OperationStep, 'atMs'>;
 
@@ -373,7 +373,7 @@ export class OperationRunner {
 
     // Phase 1: the active stops at head h and hands out a ticket bound to (term, h); right after it
     // made a block, so that the handoff has the whole slot to finish in.
-    if (producing) await this.nextBlock(from);
+    if (producing) await nextBlock(this.host, from);
     let ticket: HandoffTicket;
     try {
       ticket = await this.host.nodes.prepareHandoff(from, leader.term, target.id, params.reason);
@@ -386,14 +386,14 @@ export class OperationRunner {
     const steps: OperationStep[] = [this.stamp({ name: 'prepare', state: 'done', detail: `${from.id} stopped at head ${h}` })];
 
     // The target must hold exactly h before it may continue.
-    const caughtUp = await this.waitForHead(target, h, ticket.headHash, catchUpTimeoutMs(this.host.spec()));
+    const caughtUp = await waitForHead(this.host, target, h, ticket.headHash, catchUpTimeoutMs(this.host.spec()));
     if (!caughtUp) return this.rollback(op, steps, leader, from.id, h, `${target.id} did not reach head ${h}`);
     steps.push(this.stamp({ name: 'catch-up', state: 'done', detail: `${target.id} holds head ${h}` }));
 
     // Phase 2: the new term (every other node is told at once), then the target continues at h+1.
     const term = await this.host.changeLeader(leader, target.id, `switchover (${params.reason}): ${choice.why}`, h);
     steps.push(this.stamp({ name: 'fence', state: 'done', detail: `term ${term} for ${target.id}` }));
-    const completed = await this.complete(target, ticket, term);
+    const completed = await completeHandoff(this.host, target, ticket, term);
     if (completed !== true) {
       const written: LeaderRecord = { ...leader, term, nodeId: target.id, fromHead: h };
       return this.rollback(op, steps, written, from.id, h, `complete on ${target.id} failed: ${completed}`);
@@ -404,68 +404,6 @@ export class OperationRunner {
       { state: 'succeeded', result: { term: term.toString(), nodeId: target.id, headNumber: h + 1, detail: `${target.id} continues at ${h + 1}` } },
       ...steps,
     );
-  }
-
-  /**
-   * Waits until the active makes its next block (at most two block times): the new active's first
-   * block is due one block time after the old one's last, so a handoff that starts at the
-   * beginning of a slot costs no time unless it takes longer than a whole block time.
-   */
-  private async nextBlock(node: NodeSpec): Promise<void> {
-    const { blockTimeMs } = this.host.spec().policy;
-    const pollMs = Math.max(CATCH_UP_POLL_MS, Math.min(25, Math.floor(blockTimeMs / 25)));
-    const deadline = this.host.monoMs() + 2 * blockTimeMs;
-    let head: number | undefined;
-    while (this.host.monoMs() < deadline) {
-      try {
-        const now = (await this.host.nodes.health(node)).headNumber;
-        if (head !== undefined && now > head) return;
-        head ??= now;
-      } catch {
-        return; // PrepareHandoff will tell
-      }
-      await this.sleep(pollMs);
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => this.host.scheduler.after(ms, resolve));
-  }
-
-  /** true, or why CompleteHandoff failed; a lost answer is told from a refusal by asking the target. */
-  private async complete(target: NodeSpec, ticket: HandoffTicket, term: Term): Promise<true | string> {
-    const sentAt = this.host.grantSent(target.id);
-    try {
-      await this.host.nodes.completeHandoff(target, ticket, term, this.host.spec().policy.leaseTtlMs);
-      this.host.grantConfirmed(sentAt);
-      return true;
-    } catch (err) {
-      try {
-        const r = await this.host.nodes.health(target);
-        if (r.producing && r.term === term) {
-          this.host.grantConfirmed(sentAt);
-          return true;
-        }
-      } catch {
-        // unreachable: it did not confirm, so it is treated as refused (its lease is waited out)
-      }
-      return message(err);
-    }
-  }
-
-  private async waitForHead(node: NodeSpec, number: number, hash: string, timeoutMs: number): Promise<boolean> {
-    const deadline = this.host.monoMs() + timeoutMs;
-    while (this.host.monoMs() < deadline) {
-      try {
-        const r = await this.host.nodes.health(node);
-        if (r.headNumber === number) return r.headHash === hash; // another hash at h: never hand over to it
-        if (r.headNumber > number) return false; // a different branch: never hand over to it
-      } catch {
-        // unreachable for now: try again until the deadline
-      }
-      await this.sleep(CATCH_UP_POLL_MS);
-    }
-    return false;
   }
 
   /**
