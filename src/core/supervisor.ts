@@ -434,7 +434,10 @@ export class ChainSupervisor {
       this.leases.confirmed(sentAt);
     } catch (err) {
       this.deps.log.warn({ chain: this.chainId, node: nodeId, term: term.toString(), err: String(err) }, 'renewal failed');
-      this.probeNow();
+      // A refusal (lease lapsed, term moved on) is worth a fresh look at once; an unreachable node
+      // is left to the regular probes, so failures count at the probe interval (the threshold's
+      // meaning) rather than piling up within milliseconds.
+      if (!isBatonError(err, 'NODE_UNREACHABLE')) this.probeNow();
     }
   }
 
