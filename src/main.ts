@@ -9,7 +9,7 @@ import { observeFailure, observeSuccess } from './core/observe.js';
 import type { NodeObservation } from './core/observation.js';
 import type { ChainStore, NodeControl } from './core/ports.js';
 import { validateChainSpec, type SpecLimits } from './core/spec.js';
-import { describeChain, type ChainView } from './core/status.js';
+import { describeChain, type ChainObservation } from './core/status.js';
 import { ControlPlane } from './api/control-plane.js';
 import { EtcdChainStore } from './adapters/etcd/chain-store.js';
 import { createEtcdClient } from './adapters/etcd/client.js';
@@ -53,10 +53,14 @@ export async function serve(config: Config): Promise<Service> {
 
     const rt = new ReplicaRuntime({ config, client, keys, store, ops, nodes, clock: systemClock, scheduler: systemScheduler, log });
     runtime = rt;
-    const describeChainNow = (chainId: string) => describe(chainId, store, nodes, rt);
+    const observeChain = (chainId: string) => observe(chainId, store, nodes, rt);
+    const describeChainNow = async (chainId: string) => {
+      const observed = await observeChain(chainId);
+      return observed && describeChain(observed);
+    };
     const events = new EventFeed(client, keys);
     // One application layer behind both surfaces.
-    const control = new ControlPlane({ store, ops, events, clock: systemClock, describe: describeChainNow });
+    const control = new ControlPlane({ store, ops, events, clock: systemClock, observe: observeChain });
     app = await buildApp({
       store,
       control,
@@ -138,8 +142,8 @@ async function declareChains(file: string, store: ChainStore, limits: SpecLimits
   log.info({ file, chains: specs.map((s) => s.id) }, 'declared chains from file');
 }
 
-/** The supervisor's live view when this replica supervises the chain, else a fresh probe. */
-async function describe(chainId: string, store: ChainStore, nodes: NodeControl, runtime: ReplicaRuntime): Promise<ChainView | undefined> {
+/** The supervisor's live observations when this replica supervises the chain, else a fresh probe. */
+async function observe(chainId: string, store: ChainStore, nodes: NodeControl, runtime: ReplicaRuntime): Promise<ChainObservation | undefined> {
   const state = await store.read(chainId);
   if (!state) return undefined;
   const [lastFailover] = await store.history(chainId, 1);
@@ -160,7 +164,7 @@ async function describe(chainId: string, store: ChainStore, nodes: NodeControl, 
     );
     observations = new Map(probed);
   }
-  return describeChain({ state, observations, nowMs: now, lastFailover, decision: local?.lastReason, wallMs: systemClock.wallMs() });
+  return { state, observations, nowMs: now, lastFailover, decision: local?.lastReason, wallMs: systemClock.wallMs() };
 }
 
 /** Runs until SIGTERM/SIGINT, then shuts down gracefully (supervisor keys handed back). */

@@ -2,10 +2,11 @@
 // replica serves any request. Mutations of leadership are intents: validated here, made durable
 // by the operation store, executed by the chain's supervisor.
 import { createHash } from 'node:crypto';
-import { BatonError } from '../core/errors.js';
+import { chooseTarget } from '../core/candidates.js';
+import { BatonError, isBatonError } from '../core/errors.js';
 import { isFinal, isPaused, type Operation, type OperationParams } from '../core/operation.js';
 import type { ChainStore, Clock, Idempotency, OperationStore } from '../core/ports.js';
-import type { ChainView } from '../core/status.js';
+import { describeChain, type ChainObservation, type ChainView } from '../core/status.js';
 import type { EventFeed, EventSubscription } from '../adapters/etcd/event-feed.js';
 
 export type ChainFilter = 'leaderless' | 'paused' | 'degraded' | 'failing-over';
@@ -28,8 +29,8 @@ export interface ControlPlaneDeps {
   readonly ops: OperationStore & { listOperations(q: { chainId?: string; limit: number }): Promise<Operation[]> };
   readonly events: EventFeed;
   readonly clock: Clock;
-  /** The operator's view of a chain with its nodes' health (fresh probes or the supervisor's). */
-  readonly describe: (chainId: string) => Promise<ChainView | undefined>;
+  /** A chain's state with its nodes' observations (the supervisor's, or fresh probes). */
+  readonly observe: (chainId: string) => Promise<ChainObservation | undefined>;
 }
 
 export interface RequestMeta {
@@ -119,24 +120,20 @@ export class ControlPlane {
     return this.deps.ops.submit({ chainId, params, requestId: meta.requestId }, idempotency);
   }
 
-  /** What a failover would do now, changing nothing. */
+  /** What a failover would do now, changing nothing: the same choice the supervisor would make. */
   async planFailover(chainId: string, candidate: string | undefined): Promise<{ from: string | null; to: string | null; reason: string; nodes: ChainView['nodes'] }> {
-    const view = await this.deps.describe(chainId);
-    if (!view) throw new BatonError('NOT_FOUND', `chain ${chainId} does not exist`);
-    if (candidate !== undefined && !view.spec.nodes.some((n) => n.id === candidate)) {
-      throw new BatonError('NOT_FOUND', `node ${candidate} is not in chain ${chainId}`);
+    const observed = await this.deps.observe(chainId);
+    if (!observed) throw new BatonError('NOT_FOUND', `chain ${chainId} does not exist`);
+    const { state, observations, nowMs } = observed;
+    const from = state.leader?.nodeId ?? null;
+    const nodes = describeChain(observed).nodes;
+    try {
+      const choice = chooseTarget(state.spec, observations, state.head, from ?? undefined, candidate, nowMs);
+      return { from, to: choice.to, reason: `would fail over from ${from ?? '(no leader)'} to ${choice.to}: ${choice.why}`, nodes };
+    } catch (err) {
+      if (!isBatonError(err) || err.code === 'NOT_FOUND') throw err;
+      return { from, to: null, reason: err.message, nodes };
     }
-    const from = view.leader?.nodeId ?? null;
-    const eligible = view.nodes.filter((n) => n.eligible && n.id !== from);
-    const chosen = candidate ?? eligible.sort((a, b) => (b.headNumber ?? -1) - (a.headNumber ?? -1) || b.priority - a.priority || a.id.localeCompare(b.id))[0]?.id;
-    const target = view.nodes.find((n) => n.id === chosen);
-    let reason: string;
-    if (!chosen) reason = 'no eligible standby: ' + view.nodes.filter((n) => n.id !== from).map((n) => `${n.id}: ${n.reasons.join(' and ') || 'ok'}`).join('; ');
-    else if (chosen === from) reason = `${chosen} is already the leader`;
-    else if (!target?.eligible) reason = `${chosen} is not eligible: ${target?.reasons.join(' and ')}`;
-    else reason = `would fail over from ${from ?? '(no leader)'} to ${chosen}`;
-    const ok = chosen !== undefined && chosen !== from && target?.eligible === true;
-    return { from, to: ok ? chosen : null, reason, nodes: view.nodes };
   }
 
   /** The operation, once final or after `waitMs` (0: at once). */

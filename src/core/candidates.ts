@@ -1,6 +1,7 @@
 // Ranks a chain's nodes as candidates to become active, and says in one line why the best won
 // and why each other lost. Pure.
 import type { ChainSpec, NodeSpec, UnsafeHead } from './chain.js';
+import { BatonError } from './errors.js';
 import { judgeStandby } from './health.js';
 import type { NodeObservation } from './observation.js';
 
@@ -102,4 +103,31 @@ function sameZone(j: Judged, failedZone: string | undefined): boolean {
 // Code-unit order, not localeCompare: every replica must sort the same way.
 function byId(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The target of an operator's failover or switchover: the node asked for, if it is eligible, else
+ * the best eligible standby; with why. Both the dry run and the execution use this, so the plan a
+ * dry run shows is the choice the supervisor makes. Throws NOT_FOUND (not in the chain),
+ * INVALID_ARGUMENT (already the leader) or NOT_ELIGIBLE (with the reasons).
+ */
+export function chooseTarget(
+  spec: ChainSpec,
+  nodes: ReadonlyMap<string, NodeObservation>,
+  recordedHead: UnsafeHead | undefined,
+  leaderId: string | undefined,
+  requested: string | undefined,
+  nowMs: number,
+): { to: string; why: string; ranked: CandidateRanking } {
+  const zone = spec.nodes.find((n) => n.id === leaderId)?.zone;
+  const ranked = rankCandidates(spec, nodes, recordedHead, leaderId === undefined ? [] : [leaderId], nowMs, zone);
+  if (requested !== undefined) {
+    if (!spec.nodes.some((n) => n.id === requested)) throw new BatonError('NOT_FOUND', `node ${requested} is not in chain ${spec.id}`);
+    if (requested === leaderId) throw new BatonError('INVALID_ARGUMENT', `${requested} is already the leader`);
+    const entry = ranked.ranking.find((c) => c.nodeId === requested);
+    if (!entry?.eligible) throw new BatonError('NOT_ELIGIBLE', `${requested} is not eligible: ${entry?.reasons.join(' and ') || 'no report'}`);
+    return { to: requested, why: `${requested} as requested (eligible, head ${entry.headNumber}, priority ${entry.priority})`, ranked };
+  }
+  if (ranked.best === undefined) throw new BatonError('NOT_ELIGIBLE', `no eligible standby: ${ranked.summary}`);
+  return { to: ranked.best, why: ranked.summary, ranked };
 }

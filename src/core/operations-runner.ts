@@ -8,8 +8,8 @@
 // and the fence (its supervisor died, or a write failed): the leader record says on which side of
 // the fence, and it is either adopted or started over (see resume).
 import type { ChainSpec, LeaderRecord, NodeSpec } from './chain.js';
-import { rankCandidates, type CandidateRanking } from './candidates.js';
-import { BatonError, isBatonError, type ErrorCode } from './errors.js';
+import { chooseTarget, type CandidateRanking } from './candidates.js';
+import { isBatonError, type ErrorCode } from './errors.js';
 import { completeHandoff, nextBlock, waitForHead } from './handoff-steps.js';
 import type { NodeObservation } from './observation.js';
 import { isFinal, isPaused, type FailoverParams, type Operation, type OperationStep, type SwitchoverParams } from './operation.js';
@@ -205,20 +205,9 @@ export class OperationRunner {
     return this.host.spec().nodes.find((n) => n.id === id);
   }
 
-  /** The target: the one asked for if it is eligible, else the best eligible standby; and why. */
+  /** The target, chosen exactly as a dry run shows it (chooseTarget). */
   private choose(requested: string | undefined, leader: LeaderRecord | undefined): { to: string; why: string; ranked: CandidateRanking } {
-    const spec = this.host.spec();
-    const exclude = leader ? [leader.nodeId] : [];
-    const ranked = rankCandidates(spec, this.host.observations(), this.host.state()?.head, exclude, this.host.monoMs(), leader && this.node(leader.nodeId)?.zone);
-    if (requested !== undefined) {
-      if (!this.node(requested)) throw new BatonError('NOT_FOUND', `node ${requested} is not in chain ${spec.id}`);
-      if (requested === leader?.nodeId) throw new BatonError('INVALID_ARGUMENT', `${requested} is already the leader`);
-      const entry = ranked.ranking.find((c) => c.nodeId === requested);
-      if (!entry?.eligible) throw new BatonError('NOT_ELIGIBLE', `${requested} is not eligible: ${entry?.reasons.join(' and ') || 'no report'}`);
-      return { to: requested, why: `${requested} as requested (eligible, head ${entry.headNumber}, priority ${entry.priority})`, ranked };
-    }
-    if (ranked.best === undefined) throw new BatonError('NOT_ELIGIBLE', `no eligible standby: ${ranked.summary}`);
-    return { to: ranked.best, why: ranked.summary, ranked };
+    return chooseTarget(this.host.spec(), this.host.observations(), this.host.state()?.head, leader?.nodeId, requested, this.host.monoMs());
   }
 
   /** choose, or the operation failed with the reason; undefined then. */

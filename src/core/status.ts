@@ -55,15 +55,19 @@ export function viewTermRecord(r: TermRecord): TermRecordView {
   };
 }
 
-export function describeChain(input: {
-  state: ChainState;
-  observations: ReadonlyMap<string, NodeObservation>;
-  nowMs: number;
-  lastFailover: TermRecord | undefined;
-  decision: string | undefined;
+/** Everything known about a chain at one moment: its etcd state and its nodes' observations. */
+export interface ChainObservation {
+  readonly state: ChainState;
+  readonly observations: ReadonlyMap<string, NodeObservation>;
+  /** Monotonic ms the observations are judged at. */
+  readonly nowMs: number;
+  readonly lastFailover: TermRecord | undefined;
+  readonly decision: string | undefined;
   /** Wall ms, to tell whether a timed pause is over. */
-  wallMs: number;
-}): ChainView {
+  readonly wallMs: number;
+}
+
+export function describeChain(input: ChainObservation): ChainView {
   const { state, observations, nowMs } = input;
   const { spec, leader, head } = state;
   const nodes = spec.nodes.map((n): NodeView => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { rankCandidates } from '../../src/core/candidates.js';
+import { chooseTarget, rankCandidates } from '../../src/core/candidates.js';
 import type { NodeSpec } from '../../src/core/chain.js';
 import { NOW, head, nodes, obs, silent, spec } from './fixtures.js';
 
@@ -72,4 +72,17 @@ t.test('a node observed but not in the spec is never a candidate', async (t) => 
   const r = rankCandidates(spec(), nodes(obs('a1'), obs('zz', { headNumber: 500 })), head(120), [], NOW);
   t.equal(r.best, 'a1');
   t.notOk(r.ranking.some((c) => c.nodeId === 'zz'));
+});
+
+t.test('chooseTarget: the choice of dry runs and of the supervisor', async (t) => {
+  // Leader d4 in z1: among equal standbys the one in another zone wins (a1 would win by id).
+  const s = spec({ nodes: [node('a1', 3, 'z1'), node('b2', 3, 'z2'), node('d4', 3, 'z1')] });
+  const all = nodes(obs('a1'), obs('b2'), obs('d4'));
+  t.equal(chooseTarget(s, all, head(120), 'd4', undefined, NOW).to, 'b2', 'zone of the leader counts');
+  t.match(chooseTarget(s, all, head(120), 'd4', 'a1', NOW), { to: 'a1', why: /a1 as requested/ });
+  t.throws(() => chooseTarget(s, all, head(120), 'd4', 'zz', NOW), { code: 'NOT_FOUND' });
+  t.throws(() => chooseTarget(s, all, head(120), 'd4', 'd4', NOW), { code: 'INVALID_ARGUMENT' });
+  const lagging = nodes(obs('a1', { headNumber: 90 }), obs('b2', { headNumber: 90 }), obs('d4'));
+  t.throws(() => chooseTarget(s, lagging, head(120), 'd4', 'a1', NOW), { code: 'NOT_ELIGIBLE', message: /a1 is not eligible: behind/ });
+  t.throws(() => chooseTarget(s, lagging, head(120), 'd4', undefined, NOW), { code: 'NOT_ELIGIBLE', message: /^no eligible standby/ });
 });

@@ -46,15 +46,19 @@ export async function buildHarness(opts: HarnessOptions): Promise<Harness> {
   const ops = new EtcdOperationStore(client, keys);
   const feed = new EventFeed(client, keys);
   // The operator view over the store state alone: node probing is not under test here.
-  const describe = async (chainId: string) => {
+  const observe = async (chainId: string) => {
     const state = await store.read(chainId);
     if (!state) return undefined;
     const [lastFailover] = await store.history(chainId, 1);
-    return describeChain({ state, observations: new Map(), nowMs: 0, lastFailover, decision: undefined, wallMs: Date.now() });
+    return { state, observations: new Map(), nowMs: 0, lastFailover, decision: undefined, wallMs: Date.now() };
+  };
+  const describe = async (chainId: string) => {
+    const observed = await observe(chainId);
+    return observed && describeChain(observed);
   };
   const app = await buildApp({
     store,
-    control: new ControlPlane({ store, ops, events: feed, clock: systemClock, describe }),
+    control: new ControlPlane({ store, ops, events: feed, clock: systemClock, observe }),
     events: opts.events ? opts.events(feed) : feed,
     sseHeartbeatMs: opts.sseHeartbeatMs,
     describe,

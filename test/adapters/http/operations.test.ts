@@ -120,7 +120,7 @@ t.test('a failover dry run writes nothing and says why each node is or is not el
   t.equal(res.status, 200);
   t.equal(res.body.plan.from, null, 'no leader');
   t.equal(res.body.plan.to, null, 'nobody could take over');
-  t.match(res.body.plan.reason, /no eligible standby: n1: not probed yet; n2: not probed yet; n3: not probed yet/);
+  t.match(res.body.plan.reason, /no eligible standby: not n1: never reported; not n2: never reported; not n3: never reported/);
   t.same(res.body.plan.nodes.map((n: { id: string; eligible: boolean; reasons: string[] }) => [n.id, n.eligible, n.reasons]), [
     ['n1', false, ['not probed yet']],
     ['n2', false, ['not probed yet']],
@@ -128,7 +128,7 @@ t.test('a failover dry run writes nothing and says why each node is or is not el
   ]);
   const named = await post(t, '/v1/chains/chain-b/failover', { candidate: 'n3', reason: 'what if', dryRun: true });
   t.equal(named.status, 200);
-  t.match(named.body.plan.reason, /n3 is not eligible: not probed yet/);
+  t.match(named.body.plan.reason, /n3 is not eligible: never reported/);
   const unknown = await post(t, '/v1/chains/chain-b/failover', { candidate: 'n9', reason: 'what if', dryRun: true });
   t.equal(unknown.status, 404);
   t.equal(unknown.body.code, 'NOT_FOUND');
