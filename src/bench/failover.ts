@@ -14,6 +14,7 @@ import { checkActivity } from '../sim/checker.js';
 import { failoverDrill, replicaKillDrill, unplannedChanges, type FailoverResult, type ReplicaKillResult } from './drills.js';
 import { BenchFleet } from './fleet.js';
 import { median, percentile } from './measure.js';
+import { runBenchmark, say } from './main.js';
 
 const USAGE = `usage: npm run bench:failover -- [options]
 
@@ -83,10 +84,6 @@ function parseOptions(argv: string[]): Options | undefined {
   const dir = values.dir ? resolve(values.dir) : mkdtempSync(join(tmpdir(), 'baton-bench-'));
   mkdirSync(dir, { recursive: true });
   return { ...checked, dir };
-}
-
-function say(line: string): void {
-  process.stderr.write(`${line}\n`);
 }
 
 function describeDrill(i: number, total: number, r: FailoverResult): string {
@@ -194,25 +191,4 @@ async function run(opts: Options): Promise<number> {
   return report.violations.length > 0 ? 1 : 0;
 }
 
-async function main(): Promise<number> {
-  let opts: Options | undefined;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    say(`bench:failover: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!opts) {
-    say(USAGE);
-    return 0;
-  }
-  return run(opts);
-}
-
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    say(`bench:failover: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+runBenchmark('bench:failover', USAGE, parseOptions, run);

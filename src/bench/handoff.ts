@@ -22,6 +22,7 @@ import type { ActivityEntry } from '../sim/activity.js';
 import { checkActivity } from '../sim/checker.js';
 import { BenchFleet } from './fleet.js';
 import { percentile } from './measure.js';
+import { runBenchmark, say } from './main.js';
 
 const USAGE = `usage: npm run bench:handoff -- [options]
 
@@ -100,10 +101,6 @@ function parseOptions(argv: string[]): Options | undefined {
     blockTimeMs: int('block-time', values['block-time'], 50, 10_000),
     dir,
   };
-}
-
-function say(line: string): void {
-  process.stderr.write(`${line}\n`);
 }
 
 function blocksOf(file: string): Block[] {
@@ -231,25 +228,4 @@ async function run(opts: Options): Promise<number> {
   return bad ? 1 : 0;
 }
 
-async function main(): Promise<number> {
-  let opts: Options | undefined;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    say(`bench:handoff: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!opts) {
-    say(USAGE);
-    return 0;
-  }
-  return run(opts);
-}
-
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    say(`bench:handoff: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+runBenchmark('bench:handoff', USAGE, parseOptions, run);

@@ -14,7 +14,7 @@ import { DOCS_PREFIX } from '../../../src/adapters/http/docs.js';
 import { DEFAULT_POLICY } from '../../../src/core/chain.js';
 import { EtcdCluster } from '../../../src/devstack/etcd.js';
 import { OPENAPI_FILE } from '../../helpers/openapi.js';
-import { buildHarness } from './harness.js';
+import { buildHarness, call as callApp, type Reply } from './harness.js';
 
 type Assert = Test;
 
@@ -30,30 +30,8 @@ const harness = await buildHarness({ client, prefix, ready: () => readiness });
 const { app, store, contract } = harness;
 t.teardown(() => app.close());
 
-interface Reply {
-  status: number;
-  body: any;
-  text: string;
-  headers: Record<string, unknown>;
-}
-
 /** Injects a request and checks the response against openapi.yaml for its path, method and status. */
-async function call(t: Assert, opts: InjectOptions & { method: string; url: string }): Promise<Reply> {
-  const res = await app.inject(opts);
-  const template = contract.templateOf(opts.url);
-  if (template) {
-    t.same(contract.check(opts.method, template, res), [], `${opts.method} ${opts.url} -> ${res.statusCode} conforms to openapi.yaml`);
-  } else {
-    t.fail(`${opts.url} is not documented in openapi.yaml`);
-  }
-  let body: unknown;
-  try {
-    body = res.body === '' ? undefined : JSON.parse(res.body);
-  } catch {
-    body = undefined;
-  }
-  return { status: res.statusCode, body, text: res.body, headers: res.headers };
-}
+const call = (t: Assert, opts: InjectOptions & { method: string; url: string }): Promise<Reply> => callApp(t, harness, opts);
 
 const put = (t: Assert, id: string, payload: unknown) => call(t, { method: 'PUT', url: `/v1/chains/${id}`, payload: payload as object });
 const get = (t: Assert, url: string) => call(t, { method: 'GET', url });
