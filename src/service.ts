@@ -184,17 +184,7 @@ export class ReplicaRuntime {
       await session.watchSupervisors(() => coordinator.trigger()),
     ];
     coordinator.start();
-    this.scheduleFleetRefresh();
     log.info({ replica: config.replicaId, leaseId: session.leaseId }, 'joined');
-  }
-
-  /** Fleet settings change rarely; re-read them with every resync. */
-  private scheduleFleetRefresh(): void {
-    const session = this.session;
-    this.deps.scheduler.after(this.deps.config.replica.resyncMs, () => {
-      if (this.closed || this.session !== session) return;
-      void this.refreshFleet().finally(() => this.scheduleFleetRefresh());
-    });
   }
 
   private async leave(): Promise<void> {
