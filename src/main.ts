@@ -5,7 +5,7 @@ import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { minNodeLeaseTtlMs, type Config } from './config/config.js';
 import { BatonError } from './core/errors.js';
-import { observeFailure, observeSuccess } from './core/observe.js';
+import { probeNode } from './core/observe.js';
 import type { NodeObservation } from './core/observation.js';
 import type { ChainStore, NodeControl } from './core/ports.js';
 import { validateChainSpec, type SpecLimits } from './core/spec.js';
@@ -154,13 +154,7 @@ async function observe(chainId: string, store: ChainStore, nodes: NodeControl, r
     observations = local.nodes;
   } else {
     const probed = await Promise.all(
-      state.spec.nodes.map(async (n): Promise<[string, NodeObservation]> => {
-        try {
-          return [n.id, observeSuccess(undefined, n.id, await nodes.health(n), now)];
-        } catch (err) {
-          return [n.id, observeFailure(undefined, n.id, err instanceof Error ? err.message : String(err), now)];
-        }
-      }),
+      state.spec.nodes.map(async (n): Promise<[string, NodeObservation]> => [n.id, await probeNode(nodes, n, undefined, () => now)]),
     );
     observations = new Map(probed);
   }

@@ -3,6 +3,7 @@
 // to operators).
 import type { ChainPolicy, ChainSpec, UnsafeHead } from './chain.js';
 import type { NodeObservation } from './observation.js';
+import type { NodeHealth } from './ports.js';
 
 export interface ActiveVerdict {
   readonly healthy: boolean;
@@ -97,4 +98,13 @@ export function judgeStandby(
 function normalizeHex(hex: string): string {
   const lower = hex.toLowerCase();
   return lower.startsWith('0x') ? lower.slice(2) : lower;
+}
+
+/** The node health summary a supervisor publishes for the event stream. */
+export function healthSummary(spec: ChainSpec, observations: ReadonlyMap<string, NodeObservation>): NodeHealth[] {
+  return spec.nodes.map((n) => {
+    const obs = observations.get(n.id);
+    const report = obs !== undefined && obs.consecutiveFailures < spec.policy.failureThreshold ? obs.report : undefined;
+    return { nodeId: n.id, reachable: report !== undefined, healthy: report?.healthy ?? false, producing: report?.producing ?? false };
+  });
 }

@@ -1,5 +1,7 @@
 // Folds probe results into NodeObservation values. Pure: the caller passes the time of the probe.
+import type { NodeSpec } from './chain.js';
 import type { NodeObservation, NodeReport } from './observation.js';
+import type { NodeControl } from './ports.js';
 
 /**
  * A probe answered. Resets the failure count and restarts the stall clock (`headAdvancedAtMs`)
@@ -40,4 +42,19 @@ export function observeFailure(prev: NodeObservation | undefined, nodeId: string
     lastProbeError: error,
     headAdvancedAtMs: prev?.headAdvancedAtMs ?? nowMs,
   });
+}
+
+/** One probe of a node through the NodeControl port, folded into its observation. */
+export async function probeNode(
+  nodes: NodeControl,
+  node: NodeSpec,
+  prev: NodeObservation | undefined,
+  now: () => number,
+): Promise<NodeObservation> {
+  try {
+    const report = await nodes.health(node);
+    return observeSuccess(prev, node.id, report, now());
+  } catch (err) {
+    return observeFailure(prev, node.id, err instanceof Error ? err.message : String(err), now());
+  }
 }

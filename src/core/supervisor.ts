@@ -8,7 +8,8 @@ import { isBatonError } from './errors.js';
 import { LeaseBook } from './lease-book.js';
 import { isPaused } from './operation.js';
 import { OperationRunner } from './operations-runner.js';
-import { observeFailure, observeSuccess } from './observe.js';
+import { healthSummary } from './health.js';
+import { probeNode } from './observe.js';
 import type { NodeObservation } from './observation.js';
 import type {
   ChainState,
@@ -18,7 +19,6 @@ import type {
   FleetSettings,
   Log,
   NodeControl,
-  NodeHealth,
   OperationStore,
   ReplicaProof,
   Scheduler,
@@ -166,22 +166,12 @@ export class ChainSupervisor {
   }
 
   private async probe(node: NodeSpec): Promise<void> {
-    try {
-      const report = await this.deps.nodes.health(node);
-      this.observations.set(node.id, observeSuccess(this.observations.get(node.id), node.id, report, this.now()));
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      this.observations.set(node.id, observeFailure(this.observations.get(node.id), node.id, msg, this.now()));
-    }
+    this.observations.set(node.id, await probeNode(this.deps.nodes, node, this.observations.get(node.id), () => this.now()));
   }
 
   /** Writes the node health summary to etcd when it changed (the event stream reads it there). */
   private publishHealth(): void {
-    const health: NodeHealth[] = this.spec.nodes.map((n) => {
-      const obs = this.observations.get(n.id);
-      const reachable = obs !== undefined && obs.consecutiveFailures < this.spec.policy.failureThreshold && obs.report !== undefined;
-      return { nodeId: n.id, reachable, healthy: reachable && obs.report!.healthy, producing: reachable && obs.report!.producing };
-    });
+    const health = healthSummary(this.spec, this.observations);
     const text = JSON.stringify(health);
     if (text === this.publishedHealth || !this.proven()) return;
     this.publishedHealth = text;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { isFresh, judgeActive, judgeStandby } from '../../src/core/health.js';
+import { healthSummary, isFresh, judgeActive, judgeStandby } from '../../src/core/health.js';
 import { ACTIVE, NOW, POLICY, head, obs, silent, spec } from './fixtures.js';
 
 t.test('judgeActive: failure threshold', async (t) => {
@@ -75,5 +75,19 @@ t.test('judgeStandby: lists every failed condition', async (t) => {
     'wrong chain id chain-x, want chain-a',
     'wrong genesis g9, want g0',
     'behind: head 95, recorded 120, max lag 2',
+  ]);
+});
+
+t.test('healthSummary: what the event stream sees of each node', async (t) => {
+  const s = spec();
+  const summary = healthSummary(s, new Map([
+    ['a1', obs('a1', { ...ACTIVE })],
+    ['b2', obs('b2', { healthy: false }, { failures: 2, error: 'slow' })],
+    ['c3', silent('c3', 3, 'refused')],
+  ]));
+  t.same(summary, [
+    { nodeId: 'a1', reachable: true, healthy: true, producing: true },
+    { nodeId: 'b2', reachable: true, healthy: false, producing: false },
+    { nodeId: 'c3', reachable: false, healthy: false, producing: false },
   ]);
 });
