@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess } from './process.js';
+import type { ChainView, TermRecordView } from '../core/status.js';
 
 const BATON_BIN = fileURLToPath(new URL('../../bin/baton.js', import.meta.url));
 
@@ -108,25 +109,9 @@ export class BatonApi {
   }
 }
 
-/** The parts of GET /v1/chains/{id} that tests and the demo read (see openapi.yaml). */
-export interface ChainViewJson {
-  id: string;
-  leader: { nodeId: string; term: string; reason: string; fromHead: number } | null;
-  unsafeHead: { number: number; hash: string; term: string; nodeId: string } | null;
-  supervisor: string | null;
-  nodes: { id: string; role: string; producing: boolean; healthy: boolean; eligible: boolean; reasons: string[]; headNumber: number | null; term: string }[];
-  decision: string | null;
-}
-
-export interface TermJson {
-  term: string;
-  nodeId: string;
-  previousNodeId: string | null;
-  fromHead: number;
-  reason: string;
-  atMs: number;
-  supervisor: string;
-}
+/** GET /v1/chains/{id} and the history entries, as the server builds them (openapi.yaml). */
+export type ChainViewJson = ChainView;
+export type TermJson = TermRecordView;
 
 export function writeJson(file: string, value: unknown): void {
   writeFileSync(file, JSON.stringify(value, null, 2));
