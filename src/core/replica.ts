@@ -145,8 +145,15 @@ export class ReplicaCoordinator {
         }
         continue;
       }
-      if (holders.has(spec.id)) {
+      const holder = holders.get(spec.id);
+      if (holder !== undefined && holder !== me) {
         this.freeSince.delete(spec.id);
+        continue;
+      }
+      if (holder === me) {
+        // Our key but no supervisor: an acquire whose reply was lost after etcd applied it. Nobody
+        // else can take the chain while our lease lives, so adopt the key now (acquire does).
+        await this.take(spec);
         continue;
       }
       const since = this.freeSince.get(spec.id) ?? now;
