@@ -1,0 +1,132 @@
+// LeaderChangeTrace on a recording tracer and metrics: the steps of an automatic failover and of an
+// operator's change hang under the right parent, in order, and the failover is measured once with
+// its outcome.
+import t from 'tap';
+import { LeaderChangeTrace } from '../../src/core/leader-change.js';
+import type { FailoverOutcome, Metrics, Span, SpanAttrs, SpanOptions, TraceCarrier, Tracer } from '../../src/core/telemetry.js';
+
+interface Recorded {
+  id: string;
+  name: string;
+  parent: string | undefined;
+  attrs: Record<string, unknown>;
+  ended: boolean;
+  failed: string | undefined;
+}
+
+class RecordingTracer implements Tracer {
+  readonly spans: Recorded[] = [];
+  private current: string | undefined;
+
+  private make(name: string, attrs: SpanAttrs, opts?: SpanOptions): Span {
+    const parent = opts?.parent === null ? undefined : opts?.parent ? opts.parent.traceparent : this.current;
+    const r: Recorded = { id: `s${this.spans.length + 1}`, name, parent, attrs: { ...attrs }, ended: false, failed: undefined };
+    this.spans.push(r);
+    const carrier: TraceCarrier = { traceparent: r.id };
+    return {
+      traceId: 't',
+      set: (a) => Object.assign(r.attrs, a),
+      event: () => undefined,
+      fail: (code) => (r.failed = code),
+      end: () => (r.ended = true),
+      carrier: () => carrier,
+      within: async (fn) => {
+        const before = this.current;
+        this.current = r.id;
+        try {
+          return await fn();
+        } finally {
+          this.current = before;
+        }
+      },
+    };
+  }
+
+  start(name: string, attrs: SpanAttrs, opts?: SpanOptions): Span {
+    return this.make(name, attrs, opts);
+  }
+
+  async span<T>(name: string, attrs: SpanAttrs, fn: (s: Span) => Promise<T>, opts?: SpanOptions): Promise<T> {
+    const s = this.make(name, attrs, opts);
+    try {
+      return await s.within(() => fn(s));
+    } finally {
+      s.end();
+    }
+  }
+
+  carrier(): TraceCarrier | undefined {
+    return this.current ? { traceparent: this.current } : undefined;
+  }
+
+  outside<T>(fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
+  named(name: string): Recorded {
+    return this.spans.find((s) => s.name === name)!;
+  }
+}
+
+function setup() {
+  const tracer = new RecordingTracer();
+  const failovers: { trigger: string; outcome: FailoverOutcome; ms: number }[] = [];
+  const changes: string[] = [];
+  const metrics: Metrics = {
+    recordFailover: (_c, _m, trigger, outcome, ms) => failovers.push({ trigger, outcome, ms }),
+    leaderChanged: (_c, trigger) => changes.push(trigger),
+    decision: () => undefined,
+  };
+  let mono = 1000;
+  const trace = new LeaderChangeTrace({ chainId: 'chain-a', tracer, metrics, monoMs: () => mono, wallMs: () => 1_700_000_000_000 + mono });
+  return { tracer, failovers, changes, trace, advance: (ms: number) => (mono += ms) };
+}
+
+t.test('an automatic failover: one root, steps in order, measured from detection to the first block', async (t) => {
+  const { tracer, failovers, changes, trace, advance } = setup();
+  const root = trace.beginFailover('a1', 'a2', 'a1 unhealthy: 3 probe failures', 'lease', 1_700_000_000_500);
+  await root.within(async () => {
+    advance(20);
+    const parent = tracer.carrier();
+    await tracer.span('fence', {}, async () => trace.written(7n, 'a2', 'auto', 'lease', parent, false));
+  });
+  advance(3000);
+  await trace.start(7n, async () => undefined);
+  trace.started(7n);
+  advance(200);
+  trace.producing(7n, 42);
+
+  const r = tracer.named('failover');
+  t.equal(r.parent, undefined, 'the failover is a root');
+  t.same(tracer.spans.filter((s) => s.parent === r.id).map((s) => s.name), ['detect', 'choose', 'fence', 'wait-old-lease', 'start', 'first-block'], 'steps in order');
+  t.ok(tracer.spans.every((s) => s.ended), 'every span ended');
+  t.match(r.attrs, { 'baton.chain': 'chain-a', 'baton.from': 'a1', 'baton.node': 'a2', 'baton.term': 7n, 'baton.trigger': 'auto' });
+  t.same(failovers, [{ trigger: 'auto', outcome: 'succeeded', ms: 3220 }], 'measured once, from detection');
+  t.same(changes, ['auto']);
+});
+
+t.test("an operator's change hangs under the operation span; a handoff waits out no lease", async (t) => {
+  const { tracer, failovers, trace } = setup();
+  await tracer.span('switchover', {}, async () => {
+    const parent = tracer.carrier();
+    await tracer.span('fence', {}, async () => trace.written(9n, 'a3', 'switchover', 'lease', parent, true));
+    trace.started(9n);
+  });
+  trace.producing(9n, 50);
+  const op = tracer.named('switchover');
+  t.same(tracer.spans.filter((s) => s.parent === op.id).map((s) => s.name), ['fence', 'first-block']);
+  t.notOk(tracer.spans.some((s) => s.name === 'wait-old-lease'), 'no lease to wait out');
+  t.same(failovers.map((f) => [f.trigger, f.outcome]), [['switchover', 'succeeded']]);
+});
+
+t.test('superseded and abandoned changes are closed, failed and measured', async (t) => {
+  const { tracer, failovers, trace } = setup();
+  trace.written(3n, 'a2', 'operator', 'commit', undefined, false);
+  trace.written(4n, 'a3', 'rollback', 'commit', undefined, false);
+  trace.abandon();
+  t.same(failovers.map((f) => [f.trigger, f.outcome]), [['operator', 'superseded'], ['rollback', 'abandoned']]);
+  t.ok(tracer.spans.every((s) => s.ended && s.failed), 'their open steps ended as failed');
+  trace.written(5n, 'a1', 'elect', 'lease', undefined, false);
+  trace.producing(5n, 1);
+  t.equal(failovers.length, 2, 'an election is not a failover');
+});
