@@ -1,0 +1,64 @@
+// Commit mode at the node: before a block leaves the node it is committed to Baton
+// (baton.v1.BatonService/CommitUnsafeHead). The answer decides what the node does next:
+// `committed` — gossip it; `fenced` — the term is over (STALE_TERM / NOT_LEADER) or the block does
+// not extend the committed head (HEAD_MISMATCH): drop it and stop producing; `retry` — Baton did
+// not answer (or not in time): try the same block again, with the next endpoint.
+import * as grpc from '@grpc/grpc-js';
+import { grpcStatusOf, unaryCall, type UnaryMethod } from '../adapters/node/grpc.js';
+import { ERROR_CODE_KEY } from '../adapters/node/wire.js';
+import { BatonServiceService, type CommitUnsafeHeadRequest, type CommitUnsafeHeadResponse } from '../gen/baton/v1/baton.js';
+import type { SimBlock } from './chain.js';
+
+export type CommitOutcome = { kind: 'committed' } | { kind: 'fenced'; code: string; reason: string } | { kind: 'retry'; reason: string };
+
+export interface HeadCommitter {
+  commit(chainId: string, block: SimBlock, deadlineMs: number): Promise<CommitOutcome>;
+  close(): void;
+}
+
+const FENCING_CODES = new Set(['STALE_TERM', 'NOT_LEADER', 'HEAD_MISMATCH']);
+
+/** Commits over gRPC to any of Baton's replicas (any replica serves any chain). */
+export class GrpcHeadCommitter implements HeadCommitter {
+  private readonly clients: grpc.Client[];
+  private next = 0;
+
+  constructor(endpoints: readonly string[]) {
+    this.clients = endpoints.map((e) => new grpc.Client(e, grpc.credentials.createInsecure()));
+  }
+
+  async commit(chainId: string, block: SimBlock, deadlineMs: number): Promise<CommitOutcome> {
+    if (this.clients.length === 0) return { kind: 'retry', reason: 'no Baton endpoint configured (--baton)' };
+    const client = this.clients[this.next % this.clients.length]!;
+    const request: CommitUnsafeHeadRequest = {
+      chainId,
+      nodeId: block.nodeId,
+      term: block.term,
+      head: {
+        number: BigInt(block.number),
+        hash: block.hash,
+        parentHash: block.parent,
+        l1Origin: block.l1Origin,
+        timestamp: BigInt(Math.floor(block.timeMs / 1000)),
+        term: block.term,
+        nodeId: block.nodeId,
+      },
+    };
+    try {
+      const method = BatonServiceService.commitUnsafeHead as unknown as UnaryMethod<CommitUnsafeHeadRequest, CommitUnsafeHeadResponse>;
+      await unaryCall(client, method, request, { deadlineMs });
+      return { kind: 'committed' };
+    } catch (err) {
+      const code = (err as grpc.ServiceError).metadata?.get(ERROR_CODE_KEY)[0];
+      if (grpcStatusOf(err) === grpc.status.FAILED_PRECONDITION && typeof code === 'string' && FENCING_CODES.has(code)) {
+        return { kind: 'fenced', code, reason: (err as grpc.ServiceError).details };
+      }
+      this.next++; // this replica did not answer: the next try goes to another
+      return { kind: 'retry', reason: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  close(): void {
+    for (const c of this.clients) c.close();
+  }
+}

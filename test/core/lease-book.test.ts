@@ -1,0 +1,25 @@
+// What a supervisor must wait out before it starts a new active: lease-mode grants bound the wait,
+// commit-mode grants do not (their holder cannot publish once a newer term exists).
+import t from 'tap';
+import { LeaseBook } from '../../src/core/lease-book.js';
+
+const DEADLINE = 250;
+const TTL = 4500;
+
+t.test('lease-mode grants bound the wait for every node but the leader; commit-mode grants do not', async (t) => {
+  const book = new LeaseBook(0, DEADLINE);
+  t.equal(book.view(undefined, TTL).oldLeasesEndMs, DEADLINE + TTL, 'a new supervisor inherits its predecessor\'s possible grants');
+  book.sent('a1', 10_000, TTL, 'lease');
+  t.equal(book.view('b2', TTL).oldLeasesEndMs, 10_000 + DEADLINE + TTL, "a1's lease-mode grant is waited out");
+  t.equal(book.view('a1', TTL).oldLeasesEndMs, DEADLINE + TTL, "the leader's own grant is not");
+  book.sent('c3', 20_000, TTL, 'commit');
+  t.equal(book.view('b2', TTL).oldLeasesEndMs, 10_000 + DEADLINE + TTL, "c3's commit-mode grant adds no wait");
+});
+
+t.test('the inherited bound is waived when the previous supervisor granted only under commit-mode terms', async (t) => {
+  const book = new LeaseBook(5_000, DEADLINE);
+  book.waiveInherited();
+  t.equal(book.view(undefined, TTL).oldLeasesEndMs, 0, 'nothing to wait out');
+  book.sent('a1', 6_000, TTL, 'lease');
+  t.equal(book.view('b2', TTL).oldLeasesEndMs, 6_000 + DEADLINE + TTL, 'its own lease-mode grants still count');
+});
