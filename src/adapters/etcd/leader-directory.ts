@@ -1,0 +1,121 @@
+// Who leads which chain, kept in memory from a watch, so `GET /v1/chains/{id}/leader` (what
+// leader-aware proxies poll) costs no etcd read. Every key is applied only when its revision is
+// newer than what is held for it, so the initial load and the watch can race freely, and a resync
+// (the watch was re-created, changes may have been missed) is one more load. Until the first load
+// has finished the directory answers nothing and callers read etcd.
+import type { IKeyValue } from 'etcd3';
+import type { ChainSpec } from '../../core/chain.js';
+import type { Term } from '../../core/term.js';
+import type { Logger } from '../telemetry/log.js';
+import { etcdCall, op, rangeKvs, toRevision, type EtcdClient } from './client.js';
+import type { EtcdKeys } from './keys.js';
+import { PrefixWatch } from './watch.js';
+
+export interface LeaderEntry {
+  readonly nodeId: string | null;
+  readonly term: Term | null;
+  readonly endpoint: string | null;
+}
+
+export interface LeaderLookup {
+  /** undefined: not known here (not loaded yet, or no such chain as far as this copy knows). */
+  leaderOf(chainId: string): LeaderEntry | undefined;
+}
+
+interface Held {
+  /** Revision of the last put or delete applied. */
+  revision: bigint;
+  /** undefined: deleted at `revision`. */
+  value: string | undefined;
+}
+
+export class LeaderDirectory implements LeaderLookup {
+  private readonly specs = new Map<string, Held>();
+  private readonly leaders = new Map<string, Held>();
+  private readonly endpoints = new Map<string, Map<string, string>>();
+  private loaded = false;
+  private readonly watch: PrefixWatch;
+
+  constructor(
+    private readonly client: EtcdClient,
+    private readonly keys: EtcdKeys,
+    timeoutMs: number,
+    private readonly log?: Logger,
+  ) {
+    this.watch = new PrefixWatch(client, keys.chains(), (type, kv) => this.apply(type, kv), () => void this.load(), timeoutMs, log);
+  }
+
+  async start(): Promise<void> {
+    await this.watch.start();
+    await this.load();
+  }
+
+  close(): Promise<void> {
+    return this.watch.close();
+  }
+
+  leaderOf(chainId: string): LeaderEntry | undefined {
+    if (!this.loaded) return undefined;
+    const spec = this.specs.get(chainId);
+    if (spec?.value === undefined) return undefined;
+    const leader = this.leaders.get(chainId);
+    if (leader?.value === undefined) return { nodeId: null, term: null, endpoint: null };
+    const nodeId = (JSON.parse(leader.value) as { nodeId: string }).nodeId;
+    return { nodeId, term: leader.revision, endpoint: this.endpoints.get(chainId)?.get(nodeId) ?? null };
+  }
+
+  /** Loads every spec and leader key (one read at one revision), keeping whatever is newer. */
+  private async load(): Promise<void> {
+    try {
+      const res = await etcdCall('load leader directory', () => this.client.kv.txn({ success: [op.getPrefix(this.keys.chains())] }));
+      const at = toRevision(res.header.revision);
+      const seen = new Set<string>();
+      for (const kv of rangeKvs(res.responses[0])) {
+        seen.add(kv.key.toString());
+        this.apply('put', kv);
+      }
+      // Keys gone by the time of this read were deleted in a change the watch may have missed.
+      for (const [chainId, held] of this.specs) {
+        if (held.value !== undefined && held.revision < at && !seen.has(this.keys.spec(chainId))) this.set(this.specs, chainId, 'delete', at, undefined);
+      }
+      for (const [chainId, held] of this.leaders) {
+        if (held.value !== undefined && held.revision < at && !seen.has(this.keys.leader(chainId))) this.set(this.leaders, chainId, 'delete', at, undefined);
+      }
+      this.loaded = true;
+    } catch (err) {
+      this.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'leader directory load failed; reads go to etcd');
+      this.loaded = false;
+    }
+  }
+
+  private apply(type: 'put' | 'delete', kv: IKeyValue): void {
+    const parsed = this.keys.parseChainKey(kv.key.toString());
+    if (!parsed || (parsed.kind !== 'spec' && parsed.kind !== 'leader')) return;
+    const revision = toRevision(kv.mod_revision);
+    const value = type === 'put' ? kv.value.toString() : undefined;
+    this.set(parsed.kind === 'spec' ? this.specs : this.leaders, parsed.chainId, type, revision, value);
+    if (parsed.kind === 'spec') this.indexEndpoints(parsed.chainId);
+  }
+
+  private set(map: Map<string, Held>, chainId: string, type: 'put' | 'delete', revision: bigint, value: string | undefined): void {
+    const held = map.get(chainId);
+    // A delete's kv carries the delete's revision; equal revisions are the same change seen twice.
+    if (held && held.revision >= revision) return;
+    map.set(chainId, { revision, value: type === 'put' ? value : undefined });
+    if (map === this.specs) this.indexEndpoints(chainId);
+  }
+
+  private indexEndpoints(chainId: string): void {
+    const value = this.specs.get(chainId)?.value;
+    if (value === undefined) {
+      this.endpoints.delete(chainId);
+      return;
+    }
+    try {
+      const spec = JSON.parse(value) as ChainSpec;
+      this.endpoints.set(chainId, new Map(spec.nodes.map((n) => [n.id, n.endpoint])));
+    } catch {
+      this.endpoints.delete(chainId);
+    }
+  }
+}
