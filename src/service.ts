@@ -7,6 +7,7 @@ import type { Config } from './config/config.js';
 import type { ChainSpec } from './core/chain.js';
 import type { ChainStore, Clock, FleetSettings, NodeControl, OperationStore, Scheduler, Supervision } from './core/ports.js';
 import { ReplicaCoordinator } from './core/replica.js';
+import type { Metrics, Tracer } from './core/telemetry.js';
 import { ChainSupervisor, type SupervisorEvent, type SupervisorStatus } from './core/supervisor.js';
 import type { EtcdKeys } from './adapters/etcd/keys.js';
 import { ReplicaSession, type Subscription } from './adapters/etcd/replica-session.js';
@@ -24,6 +25,10 @@ export interface RuntimeDeps {
   readonly log: Logger;
   readonly apiAddress?: string;
   readonly onEvent?: (event: SupervisorEvent) => void;
+  /** Spans of failovers, handoffs and decisions (default: none). */
+  readonly tracer?: Tracer;
+  /** Failover durations, leader changes, decisions, lease renewal latency (default: none). */
+  readonly metrics?: Metrics & { keepaliveAcked?(latencyMs: number): void };
 }
 
 const REJOIN_BACKOFF_MS = [250, 500, 1000, 2000];
@@ -137,6 +142,7 @@ export class ReplicaRuntime {
       apiAddress: this.deps.apiAddress,
       clock: this.deps.clock,
       log: log.child({ component: 'session' }),
+      onKeepaliveAck: (ms) => this.deps.metrics?.keepaliveAcked?.(ms),
     });
     this.session = session;
     session.once('lost', (loss) => {
@@ -176,6 +182,9 @@ export class ReplicaRuntime {
           fleet: () => this.fleet,
           log: log.child({ component: 'supervisor' }),
           onEvent: this.deps.onEvent,
+          tracer: this.deps.tracer,
+          metrics: this.deps.metrics,
+          unsafeOverlappingTicks: config.unsafe.includes('overlapping-ticks'),
         }),
     });
     this.coordinator = coordinator;

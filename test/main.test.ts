@@ -26,6 +26,7 @@ function configFor(chainsFile: string) {
     http: { host: '127.0.0.1', port: 0 },
     grpc: { host: '127.0.0.1', port: 0 },
     chainsFile,
+    security: { insecureDev: true },
   });
   return { config, prefix };
 }
@@ -89,7 +90,7 @@ t.test('declaring again replaces (PUT semantics) and keeps chains not in the fil
 const BAD_FILES: [string, string, RegExp][] = [
   ['an invalid spec (duplicate endpoint)', JSON.stringify([chainSpec('chain-x', 1100), chainSpec('chain-y', 1200, { nodes: [{ id: 'a', endpoint: 'h:1' }, { id: 'b', endpoint: 'h:1' }] })]), /nodes\[1\]\.endpoint/],
   ['an invalid spec (lease below the minimum)', JSON.stringify([chainSpec('chain-x', 1100, { policy: { leaseTtlMs: 1000 } })]), /policy\.leaseTtlMs/],
-  ['fencingMode commit', JSON.stringify([chainSpec('chain-x', 1100, { policy: { leaseTtlMs: 8000, fencingMode: 'commit' } })]), /policy\.fencingMode/],
+  ['an unknown fencingMode', JSON.stringify([chainSpec('chain-x', 1100, { policy: { leaseTtlMs: 8000, fencingMode: 'raft' } })]), /policy\.fencingMode/],
   ['a bad chain id', JSON.stringify([chainSpec('Chain_X', 1100)]), /\bid\b/],
   ['an unknown field (a typo)', JSON.stringify([chainSpec('chain-x', 1100, { polcy: { leaseTtlMs: 8000 } })]), /polcy/],
   ['an unknown node field', JSON.stringify([chainSpec('chain-x', 1100, { nodes: [{ id: 'a', endpoint: 'h:1', weight: 2 }] })]), /nodes\[0\]\.weight/],

@@ -3,11 +3,17 @@
 // by the operation store, executed by the chain's supervisor.
 import { createHash } from 'node:crypto';
 import { chooseTarget } from '../core/candidates.js';
+import type { CommitResult } from '../core/commit.js';
 import { BatonError, isBatonError } from '../core/errors.js';
 import { isFinal, isPaused, type Operation, type OperationParams } from '../core/operation.js';
 import type { ChainStore, Clock, Idempotency, OperationStore } from '../core/ports.js';
+import { CHAIN_ID_PATTERN } from '../core/spec.js';
 import { describeChain, type ChainObservation, type ChainView } from '../core/status.js';
 import type { EventFeed, EventSubscription } from '../adapters/etcd/event-feed.js';
+import type { LeaderLookup } from '../adapters/etcd/leader-directory.js';
+import type { AuditedChainWrites, AuditQuery, AuditRecord, AuditScope, AuditTrail, LeadershipSnapshot, NewAuditRecord } from './audit.js';
+import type { ChainSpec } from '../core/chain.js';
+import type { FleetSettings } from '../core/ports.js';
 
 export type ChainFilter = 'leaderless' | 'paused' | 'degraded' | 'failing-over';
 export const CHAIN_FILTERS: readonly ChainFilter[] = ['leaderless', 'paused', 'degraded', 'failing-over'];
@@ -25,19 +31,44 @@ export interface ChainSummary {
 }
 
 export interface ControlPlaneDeps {
-  readonly store: ChainStore;
-  readonly ops: OperationStore & { listOperations(q: { chainId?: string; limit: number }): Promise<Operation[]> };
+  readonly store: ChainStore & AuditedChainWrites;
+  readonly ops: OperationStore & {
+    listOperations(q: { chainId?: string; limit: number }): Promise<Operation[]>;
+    /** `audit`: the record of the request, written by the same txn as the intent. */
+    submit(request: Parameters<OperationStore['submit']>[0], idempotency: Idempotency | undefined, audit?: NewAuditRecord): Promise<{ operation: Operation; replayed: boolean }>;
+  };
   readonly events: EventFeed;
   readonly clock: Clock;
   /** A chain's state with its nodes' observations (the supervisor's, or fresh probes). */
   readonly observe: (chainId: string) => Promise<ChainObservation | undefined>;
+  /** Who leads which chain, from a watch (optional: without it every leader read goes to etcd). */
+  readonly leaders?: LeaderLookup;
+  /** The audit trail (queries; records of refusals). */
+  readonly audit?: AuditTrail;
 }
+
+/** A head commit as both surfaces receive it (hashes as lowercase hex, no 0x). */
+export interface HeadCommitInput {
+  readonly chainId: string;
+  readonly nodeId: string;
+  readonly term: bigint;
+  readonly number: number | bigint;
+  readonly hash: string;
+  readonly parentHash: string;
+  readonly l1Origin: string;
+  readonly timestamp: number | bigint;
+}
+
+const NODE_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const HASH = /^[0-9a-f]{2,128}$/;
 
 export interface RequestMeta {
   readonly requestId: string;
   readonly idempotencyKey?: string;
   /** Canonical form of the request (method, path, body) for idempotency. */
   readonly canonical: string;
+  /** Who asks; its record is written with the change (and marked written). */
+  readonly audit?: AuditScope;
 }
 
 const MAX_SCHEDULE_AHEAD_MS = 7 * 24 * 3600 * 1000;
@@ -46,6 +77,31 @@ const POLL_MS = 100;
 
 export class ControlPlane {
   constructor(private readonly deps: ControlPlaneDeps) {}
+
+  /**
+   * Commit mode: the active node's next block, committed before it leaves the node. STALE_TERM
+   * tells the node to stop producing; HEAD_MISMATCH that the block does not extend the chain.
+   */
+  async commitHead(input: HeadCommitInput): Promise<CommitResult> {
+    const bad = (message: string) => new BatonError('INVALID_ARGUMENT', message);
+    if (!CHAIN_ID_PATTERN.test(input.chainId)) throw bad(`chainId ${JSON.stringify(input.chainId)} must match ${CHAIN_ID_PATTERN}`);
+    if (!NODE_ID.test(input.nodeId)) throw bad(`nodeId ${JSON.stringify(input.nodeId)} must match ${NODE_ID}`);
+    if (input.term <= 0n || input.term >= 2n ** 64n) throw bad(`term ${input.term} must be a uint64 above 0`);
+    const number = Number(input.number);
+    const timestamp = Number(input.timestamp);
+    if (!Number.isSafeInteger(number) || number < 1) throw bad(`head number ${input.number} must be an integer in 1..${Number.MAX_SAFE_INTEGER}`);
+    if (!Number.isSafeInteger(timestamp) || timestamp < 0) throw bad(`head timestamp ${input.timestamp} must be a non-negative integer`);
+    if (!HASH.test(input.hash) || input.hash.length % 2 !== 0) throw bad('head hash must be 1..64 bytes of lowercase hex');
+    if (!HASH.test(input.parentHash) || input.parentHash.length % 2 !== 0) throw bad('head parentHash must be 1..64 bytes of lowercase hex');
+    if (input.l1Origin.length > 256) throw bad('head l1Origin must be at most 256 characters');
+    const { chainId, nodeId, term } = input;
+    return this.deps.store.commitHead({
+      chainId,
+      nodeId,
+      term,
+      head: { number, hash: input.hash, parentHash: input.parentHash, term, nodeId, l1Origin: input.l1Origin, timestamp },
+    });
+  }
 
   async listChains(filter: ChainFilter | undefined): Promise<{ chains: ChainSummary[]; counts: Record<ChainFilter | 'total', number> }> {
     const specs = await this.deps.store.listSpecs();
@@ -84,7 +140,11 @@ export class ControlPlane {
    * changes or after `timeoutMs` (long-poll for leader-aware proxies).
    */
   async leader(chainId: string, waitForChangeFrom: bigint | undefined, timeoutMs: number): Promise<{ nodeId: string | null; term: string | null; endpoint: string | null; changed: boolean }> {
-    const read = async () => {
+    const read = async (fromWatch = false) => {
+      // The watch-fed copy answers the plain question; a chain it does not know (yet) is read from
+      // etcd, and so is every read of a long-poll, which must not miss a change the copy lags.
+      const known = fromWatch ? this.deps.leaders?.leaderOf(chainId) : undefined;
+      if (known) return { nodeId: known.nodeId, term: known.term?.toString() ?? null, endpoint: known.endpoint };
       const s = await this.deps.store.read(chainId);
       if (!s) throw new BatonError('NOT_FOUND', `chain ${chainId} does not exist`);
       const node = s.spec.nodes.find((n) => n.id === s.leader?.nodeId);
@@ -93,8 +153,9 @@ export class ControlPlane {
     // No leader counts as term 0: a proxy that knows of none waits with waitForChangeFrom=0.
     const from = waitForChangeFrom?.toString();
     const differs = (r: { term: string | null }) => (r.term ?? '0') !== from;
+    if (from === undefined) return { ...(await read(true)), changed: false };
     const first = await read();
-    if (from === undefined || differs(first)) return { ...first, changed: from !== undefined };
+    if (differs(first)) return { ...first, changed: true };
     const changed = await this.waitForEvent(
       Math.min(timeoutMs, MAX_WAIT_MS),
       (e) => e.chainId === chainId && (e.type === 'leader-changed' || e.type === 'chain-removed'),
@@ -117,7 +178,57 @@ export class ControlPlane {
     const idempotency: Idempotency | undefined = meta.idempotencyKey
       ? { key: meta.idempotencyKey, requestHash: createHash('sha256').update(meta.canonical).digest('hex') }
       : undefined;
-    return this.deps.ops.submit({ chainId, params, requestId: meta.requestId }, idempotency);
+    const scope = meta.audit;
+    let record: NewAuditRecord | undefined;
+    if (scope) {
+      // The intent changes no leader yet: before = after; the operation record tracks the rest.
+      const before = await this.leadership(chainId);
+      record = scope.record({ outcome: 'accepted', status: scope.okStatus(202), chainId, reason: params.reason, before, after: before });
+    }
+    // A key is its principal's own: another principal's same key is another request.
+    const scoped = idempotency && scope?.scopeKeys ? { ...idempotency, principal: scope.principal } : idempotency;
+    const result = await this.deps.ops.submit({ chainId, params, requestId: meta.requestId }, scoped, record);
+    if (scope && !result.replayed) scope.written = true;
+    return result;
+  }
+
+  /** Creates or replaces a chain's spec (validated by the caller); its audit record shares the txn. */
+  async putChain(spec: ChainSpec, meta: { audit?: AuditScope }): Promise<{ created: boolean }> {
+    const existed = (await this.deps.store.getSpec(spec.id)) !== undefined;
+    const scope = meta.audit;
+    const before = scope ? await this.leadership(spec.id) : null;
+    await this.deps.store.putSpec(spec, scope?.record({ outcome: 'applied', status: scope.okStatus(existed ? 200 : 201), chainId: spec.id, before, after: before }));
+    if (scope) scope.written = true;
+    return { created: !existed };
+  }
+
+  async deleteChain(chainId: string, meta: { audit?: AuditScope }): Promise<void> {
+    const scope = meta.audit;
+    const before = scope ? await this.leadership(chainId) : null;
+    const gone: LeadershipSnapshot = { leader: null, term: null, head: null };
+    const deleted = await this.deps.store.deleteChain(chainId, scope?.record({ outcome: 'applied', status: scope.okStatus(204), chainId, before, after: gone }));
+    if (!deleted) throw new BatonError('NOT_FOUND', `chain ${chainId} does not exist`);
+    if (scope) scope.written = true;
+  }
+
+  async putFleetSettings(settings: FleetSettings, meta: { audit?: AuditScope }): Promise<FleetSettings> {
+    const scope = meta.audit;
+    await this.deps.store.putFleetSettings(settings, scope?.record({ outcome: 'applied', status: scope.okStatus(200) }));
+    if (scope) scope.written = true;
+    return this.deps.store.getFleetSettings();
+  }
+
+  /** The audit trail, newest first. */
+  queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    if (!this.deps.audit) throw new BatonError('UNAVAILABLE', 'this replica keeps no audit trail');
+    if (q.fromMs !== undefined && q.toMs !== undefined && q.fromMs > q.toMs) throw new BatonError('INVALID_ARGUMENT', 'from: is after to');
+    return this.deps.audit.query(q);
+  }
+
+  /** Leader, term and head of a chain now (null fields: none, or no chain). */
+  async leadership(chainId: string): Promise<LeadershipSnapshot> {
+    const s = await this.deps.store.read(chainId);
+    return { leader: s?.leader?.nodeId ?? null, term: s?.leader?.term.toString() ?? null, head: s?.head?.number ?? null };
   }
 
   /** What a failover would do now, changing nothing: the same choice the supervisor would make. */

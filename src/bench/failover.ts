@@ -1,4 +1,4 @@
-// `npm run bench:failover -- [--drills N]`: lease-mode failover time and the cost of losing a
+// `npm run bench:failover -- [--drills N] [--mode lease|commit]`: failover time and the cost of losing a
 // supervising replica, measured on a real local deployment (etcd, `baton serve` replicas, one
 // `baton sim` process per node). One progress line per drill goes to stderr; the last line on
 // stdout is the result as JSON. docs/benchmarks.md explains the figures and the timings behind them.
@@ -7,14 +7,14 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { minNodeLeaseTtlMs, parseConfig } from '../config/config.js';
-import { DEFAULT_POLICY, type ChainPolicy } from '../core/chain.js';
+import { DEFAULT_POLICY, type ChainPolicy, type FencingMode } from '../core/chain.js';
 import { readActivityLog } from '../devstack/sim.js';
 import { FAST_BATON_CONFIG, FAST_POLICY } from '../devstack/stack.js';
 import { checkActivity } from '../sim/checker.js';
 import { failoverDrill, replicaKillDrill, unplannedChanges, type FailoverResult, type ReplicaKillResult } from './drills.js';
 import { BenchFleet } from './fleet.js';
 import { median, percentile } from './measure.js';
-import { runBenchmark, say } from './main.js';
+import { intOption, runBenchmark, say } from './main.js';
 
 const USAGE = `usage: npm run bench:failover -- [options]
 
@@ -24,6 +24,8 @@ const USAGE = `usage: npm run bench:failover -- [options]
                       anti-flap, a chain is drilled again only 30 s after its last failover)
   --profile P         default: Baton's default settings (node lease TTL = the minimum they allow)
                       fast: the scenario tests' shorter timings (FAST_BATON_CONFIG, FAST_POLICY)
+  --mode M            fencing mode of the chains: lease (default; a failover waits out the old
+                      node lease) or commit (every block is committed to Baton first; no wait)
   --block-time MS     block time of the simulated nodes (default 250)
   --dir DIR           where logs go (default a new directory under ${tmpdir()}); kept afterwards`;
 
@@ -34,6 +36,7 @@ interface Options {
   replicaKills: number;
   chains: number;
   profile: ProfileName;
+  mode: FencingMode;
   blockTimeMs: number;
   dir: string;
 }
@@ -44,11 +47,11 @@ interface Profile {
 }
 
 /** The replica settings (defaults, or the tests' fast ones) and a chain policy they accept. */
-function profileOf(name: ProfileName, blockTimeMs: number): Profile {
+function profileOf(name: ProfileName, blockTimeMs: number, fencingMode: FencingMode): Profile {
   const batonConfig = name === 'fast' ? (FAST_BATON_CONFIG as Record<string, unknown>) : undefined;
   const minLeaseTtlMs = minNodeLeaseTtlMs(parseConfig({ ...batonConfig }));
   const overrides: Partial<ChainPolicy> = name === 'fast' ? FAST_POLICY : { leaseTtlMs: minLeaseTtlMs };
-  const policy: ChainPolicy = { ...DEFAULT_POLICY, ...overrides, blockTimeMs };
+  const policy: ChainPolicy = { ...DEFAULT_POLICY, ...overrides, blockTimeMs, fencingMode };
   if (policy.leaseTtlMs < minLeaseTtlMs) throw new Error(`profile ${name}: node lease TTL ${policy.leaseTtlMs} ms is below the minimum ${minLeaseTtlMs} ms`);
   return { batonConfig, policy };
 }
@@ -61,20 +64,20 @@ function parseOptions(argv: string[]): Options | undefined {
       'replica-kills': { type: 'string', default: '2' },
       chains: { type: 'string', default: '6' },
       profile: { type: 'string', default: 'default' },
+      mode: { type: 'string', default: 'lease' },
       'block-time': { type: 'string', default: '250' },
       dir: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return undefined;
-  const int = (name: string, v: string, min: number, max: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name}: must be an integer in ${min}..${max}, got ${v}`);
-    return n;
-  };
+  const int = intOption;
   const profile = values.profile;
   if (profile !== 'default' && profile !== 'fast') throw new Error(`--profile: "${profile}" is not one of default, fast`);
+  const mode = values.mode;
+  if (mode !== 'lease' && mode !== 'commit') throw new Error(`--mode: "${mode}" is not one of lease, commit`);
   const checked: Omit<Options, 'dir'> = {
+    mode,
     drills: int('drills', values.drills, 1, 10_000),
     replicaKills: int('replica-kills', values['replica-kills'], 0, 100),
     chains: int('chains', values.chains, 1, 50),
@@ -111,10 +114,10 @@ function p50(results: FailoverResult[], pick: (r: FailoverResult) => number | un
 }
 
 async function run(opts: Options): Promise<number> {
-  const profile = profileOf(opts.profile, opts.blockTimeMs);
+  const profile = profileOf(opts.profile, opts.blockTimeMs, opts.mode);
   const { policy } = profile;
   say(
-    `bench:failover profile=${opts.profile} drills=${opts.drills} replica-kills=${opts.replicaKills} chains=${opts.chains}x3 replicas=2 ` +
+    `bench:failover mode=${opts.mode} profile=${opts.profile} drills=${opts.drills} replica-kills=${opts.replicaKills} chains=${opts.chains}x3 replicas=2 ` +
       `block=${policy.blockTimeMs}ms probe=${policy.probeIntervalMs}ms x${policy.failureThreshold} nodeLease=${policy.leaseTtlMs}ms ` +
       `antiFlap=${policy.antiFlapMs}ms cpus=${cpus().length} load=${loadavg()[0]!.toFixed(2)} dir=${opts.dir}`,
   );
@@ -137,6 +140,13 @@ async function run(opts: Options): Promise<number> {
   const kills: ReplicaKillResult[] = [];
   let unplanned: Awaited<ReturnType<typeof unplannedChanges>>;
   try {
+    // A supervisor that just took a chain over waits out any lease its predecessor might have
+    // granted (send + deadline + TTL) before it starts a new active; right after the fleet starts,
+    // that bound would stand in every first drill. Failovers after a takeover are what the
+    // replica-kill drills measure, so the failover drills begin once the bound has passed.
+    const settleMs = policy.leaseTtlMs + 1000;
+    say(`  letting the fleet settle for ${settleMs} ms (the supervisors' takeover bound)`);
+    await new Promise((resolve) => setTimeout(resolve, settleMs));
     const chains = fleet.chainIds();
     for (let i = 0; i < opts.drills; i++) {
       const chain = chains[i % chains.length]!;
@@ -173,7 +183,7 @@ async function run(opts: Options): Promise<number> {
   );
   say(`checker: ${report.blocks} blocks in ${report.logs} logs, ${report.violations.length} violations; 1-min load average at the end ${load}; logs in ${opts.dir}`);
   const result = {
-    mode: 'lease',
+    mode: opts.mode,
     drills: drills.length,
     p50_ms: percentile(ms, 50),
     p95_ms: percentile(ms, 95),

@@ -126,7 +126,7 @@ export class BenchFleet {
     const s = this.slot(chain, node);
     const peers = this.nodesOf(chain).filter((o) => o !== s);
     const [host, port] = splitAddress(s.address);
-    const spec = { chain, node, host, blockTimeMs: this.opts.blockTimeMs, peers: peers.map((p) => p.address) };
+    const spec = { chain, node, host, blockTimeMs: this.opts.blockTimeMs, peers: peers.map((p) => p.address), baton: this.devStack.batonEndpoints() };
     const logDir = this.devStack.logDir();
     let proc: SimProcess;
     try {

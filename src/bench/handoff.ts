@@ -22,7 +22,7 @@ import type { ActivityEntry } from '../sim/activity.js';
 import { checkActivity } from '../sim/checker.js';
 import { BenchFleet } from './fleet.js';
 import { percentile } from './measure.js';
-import { runBenchmark, say } from './main.js';
+import { intOption, runBenchmark, say } from './main.js';
 
 const USAGE = `usage: npm run bench:handoff -- [options]
 
@@ -87,11 +87,7 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const int = (name: string, v: string, min: number, max: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name}: must be an integer in ${min}..${max}, got ${v}`);
-    return n;
-  };
+  const int = intOption;
   if (values.profile !== 'default' && values.profile !== 'fast') throw new Error(`--profile: "${values.profile}" is not one of default, fast`);
   const dir = values.dir ? resolve(values.dir) : mkdtempSync(join(tmpdir(), 'baton-bench-handoff-'));
   mkdirSync(dir, { recursive: true });

@@ -29,3 +29,10 @@ export function runBenchmark<O>(name: string, usage: string, parse: (argv: strin
     },
   );
 }
+
+/** An integer option in min..max (the value as given on the command line). */
+export function intOption(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name}: must be an integer in ${min}..${max}, got ${v}`);
+  return n;
+}

@@ -4,6 +4,7 @@
 import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CtlFailure, RestClient, SseDecoder, type ChainList, type ChainView, type FailoverPlan, type FleetSettings, type OperationJson, type TermJson } from './ctl/api.js';
+import { mtlsFetch } from './ctl/mtls-fetch.js';
 import { CTL_USAGE, parseCtlArgs, type CtlCommand, type CtlEnv, type GlobalOptions } from './ctl/args.js';
 import { formatChainList, formatChainView, formatEvent, formatHistory, formatOperation, formatPlan, formatSettings, headAgeS, type Style } from './ctl/format.js';
 
@@ -69,7 +70,7 @@ class Ctl {
     private readonly g: GlobalOptions,
     private readonly io: CtlIo,
   ) {
-    this.client = new RestClient(g.url, g.timeoutMs, io.fetch);
+    this.client = new RestClient(g.url, g.timeoutMs, g.tls ? mtlsFetch(g.tls) : io.fetch);
     this.style = { color: io.isTTY && !io.env.NO_COLOR };
   }
 

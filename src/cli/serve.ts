@@ -1,12 +1,14 @@
 // `baton serve`: run one control-plane replica.
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/config.js';
+import { assertTransportSecurity, ConfigError, loadConfig } from '../config/config.js';
 import { isBatonError } from '../core/errors.js';
 
-const HELP = `usage: baton serve [--config FILE] [--etcd URL,...] [--listen HOST:PORT] [--replica-id ID] [--chains FILE]
+const HELP = `usage: baton serve [--config FILE] [--etcd URL,...] [--listen HOST:PORT] [--replica-id ID] [--chains FILE] [--insecure-dev]
 
 Runs one Baton replica against etcd. Settings come from the JSON config file, then BATON_*
-environment variables, then these flags. Bad or contradictory settings refuse to start.`;
+environment variables, then these flags. Bad or contradictory settings refuse to start.
+REST, gRPC and the node channel use mTLS (security.tls in the config file); --insecure-dev
+(or BATON_INSECURE_DEV=true) serves plaintext without authentication, for development only.`;
 
 export async function runServe(argv: string[]): Promise<number> {
   let values;
@@ -20,6 +22,7 @@ export async function runServe(argv: string[]): Promise<number> {
         'replica-id': { type: 'string' },
         chains: { type: 'string' },
         'log-level': { type: 'string' },
+        'insecure-dev': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -37,6 +40,7 @@ export async function runServe(argv: string[]): Promise<number> {
   if (values['replica-id']) overrides.replicaId = values['replica-id'];
   if (values.chains) overrides.chainsFile = values.chains;
   if (values['log-level']) overrides.logLevel = values['log-level'];
+  if (values['insecure-dev']) overrides['security.insecureDev'] = 'true';
   if (values.listen) {
     const m = /^(.*):(\d+)$/.exec(values.listen);
     if (!m) {
@@ -49,6 +53,7 @@ export async function runServe(argv: string[]): Promise<number> {
   let config;
   try {
     config = loadConfig({ file: values.config, env: process.env, overrides });
+    assertTransportSecurity(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`baton serve: invalid configuration: ${err.message}`);

@@ -17,6 +17,7 @@ options (one node):
   --block-time MS         block time (default 200)
   --follow-interval MS    how often a standby pulls from its peers (default max(20, block time / 4))
   --peers A,B,...         host:port of the other nodes of the chain (also settable with SetPeers)
+  --baton A,B,...         host:port of Baton's gRPC API, where blocks are committed in commit mode
   --genesis HEX           32-byte genesis hash (default sha256("genesis:" + chain))
   --version V             version the node reports (default sim/0.1.0)
   --lag-blocks N          start with the lag_blocks fault set to N
@@ -26,7 +27,7 @@ common:
 
 config file: {"logDir": "...", "nodes": [{"chain": "chain-a", "node": "a1", "port": 0,
   "host": "127.0.0.1", "blockTimeMs": 200, "followIntervalMs": 50, "genesis": "HEX",
-  "version": "V", "lagBlocks": 0, "peers": ["host:port"]}]}
+  "version": "V", "lagBlocks": 0, "peers": ["host:port"], "baton": ["host:port"]}]}
 Nodes of the same chain in one process are peered with each other.
 
 stdout, once every node listens:
@@ -64,7 +65,11 @@ export async function runSim(argv: string[]): Promise<number> {
     { level: args.logLevel, base: { pid: process.pid, component: 'sim' } },
     pino.destination({ fd: 2, sync: true }),
   );
-  const host = await SimHost.start(args.nodes, args.logDir, logger);
+  // Negative controls of the drill only: deliberately broken nodes, read once, logged loudly.
+  const unsafe = unsafeSimFaults(process.env.BATON_UNSAFE_FAULTS);
+  if (unsafe.acceptLowerTerms) logger.warn({ unsafe: 'accept-lower-terms' }, 'UNSAFE: nodes accept commands of lower terms (negative control only)');
+  const nodes = args.nodes.map((n) => ({ ...n, unsafeAcceptLowerTerms: unsafe.acceptLowerTerms }));
+  const host = await SimHost.start(nodes, args.logDir, logger);
   process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, nodes: host.nodes }) + '\n');
   logger.info({ nodes: host.nodes.length, logDir: args.logDir }, 'ready');
 
@@ -99,6 +104,7 @@ export function parseSimArgs(argv: string[]): SimArgs {
         'block-time': { type: 'string' },
         'follow-interval': { type: 'string' },
         peers: { type: 'string' },
+        baton: { type: 'string' },
         genesis: { type: 'string' },
         version: { type: 'string' },
         'lag-blocks': { type: 'string' },
@@ -115,7 +121,7 @@ export function parseSimArgs(argv: string[]): SimArgs {
   if (v.help) return { help: true, logDir: DEFAULT_LOG_DIR, logLevel, nodes: [] };
 
   if (v.config !== undefined) {
-    const single = ['chain', 'node', 'listen', 'block-time', 'follow-interval', 'peers', 'genesis', 'version', 'lag-blocks'];
+    const single = ['chain', 'node', 'listen', 'block-time', 'follow-interval', 'peers', 'baton', 'genesis', 'version', 'lag-blocks'];
     const clash = single.filter((k) => v[k as keyof typeof v] !== undefined);
     if (clash.length > 0) throw new UsageError(`--config cannot be combined with --${clash.join(', --')}`);
     const file = readConfig(v.config);
@@ -135,8 +141,15 @@ export function parseSimArgs(argv: string[]): SimArgs {
     version: v.version,
     lagBlocks: v['lag-blocks'] === undefined ? undefined : flagInt('--lag-blocks', v['lag-blocks'], 0),
     peers: v.peers === undefined ? [] : v.peers.split(',').filter((p) => p !== ''),
+    baton: v.baton === undefined ? [] : v.baton.split(',').filter((p) => p !== ''),
   });
   return { help: false, logDir: v['log-dir'] ?? DEFAULT_LOG_DIR, logLevel, nodes: [node] };
+}
+
+/** The node-side switches of BATON_UNSAFE_FAULTS (the replica-side ones are config.ts's). */
+export function unsafeSimFaults(env: string | undefined): { acceptLowerTerms: boolean } {
+  const names = (env ?? '').split(',').map((s) => s.trim());
+  return { acceptLowerTerms: names.includes('accept-lower-terms') };
 }
 
 function flagInt(flag: string, text: string, min: number): number {
@@ -165,9 +178,11 @@ function readConfig(path: string): { logDir?: string; nodes: HostedNodeSpec[] } 
   if (!Array.isArray(cfg.nodes) || cfg.nodes.length === 0) throw new UsageError('config: nodes must be a non-empty array');
   const nodes = cfg.nodes.map((n, i) => {
     const where = `config: nodes[${i}]`;
-    const r = record(where, n, ['chain', 'node', 'host', 'port', 'blockTimeMs', 'followIntervalMs', 'genesis', 'version', 'lagBlocks', 'peers']);
+    const r = record(where, n, ['chain', 'node', 'host', 'port', 'blockTimeMs', 'followIntervalMs', 'genesis', 'version', 'lagBlocks', 'peers', 'baton']);
     const peers = r.peers ?? [];
     if (!Array.isArray(peers) || peers.some((p) => typeof p !== 'string')) throw new UsageError(`${where}.peers must be an array of host:port`);
+    const baton = r.baton ?? [];
+    if (!Array.isArray(baton) || baton.some((p) => typeof p !== 'string')) throw new UsageError(`${where}.baton must be an array of host:port`);
     return nodeSpec(where, {
       chain: str(where, 'chain', r.chain),
       node: str(where, 'node', r.node),
@@ -179,6 +194,7 @@ function readConfig(path: string): { logDir?: string; nodes: HostedNodeSpec[] } 
       version: r.version === undefined ? undefined : str(where, 'version', r.version),
       lagBlocks: r.lagBlocks === undefined ? undefined : int(where, 'lagBlocks', r.lagBlocks, 0),
       peers: peers as string[],
+      baton: baton as string[],
     });
   });
   const seen = new Set<string>();
@@ -201,6 +217,7 @@ interface RawNode {
   version: string | undefined;
   lagBlocks: number | undefined;
   peers: string[];
+  baton: string[];
 }
 
 function nodeSpec(where: string, n: RawNode): HostedNodeSpec {
@@ -215,6 +232,9 @@ function nodeSpec(where: string, n: RawNode): HostedNodeSpec {
   for (const p of n.peers) {
     if (!/^(\[[^\]]+\]|[^:]+):\d+$/.test(p)) throw new UsageError(`${at}peer "${p}" is not host:port`);
   }
+  for (const b of n.baton) {
+    if (!/^(\[[^\]]+\]|[^:]+):\d+$/.test(b)) throw new UsageError(`${at}baton endpoint "${b}" is not host:port`);
+  }
   const blockTimeMs = n.blockTimeMs ?? DEFAULT_BLOCK_TIME_MS;
   return {
     chain: n.chain,
@@ -227,6 +247,7 @@ function nodeSpec(where: string, n: RawNode): HostedNodeSpec {
     version: n.version ?? DEFAULT_VERSION,
     lagBlocks: n.lagBlocks ?? 0,
     peers: n.peers,
+    baton: n.baton,
   };
 }
 

@@ -28,8 +28,70 @@ export interface Config {
   };
   readonly http: { readonly host: string; readonly port: number };
   readonly grpc: { readonly host: string; readonly port: number };
+  /** /livez, /readyz and /metrics, plain HTTP (probes and scrapers have no client certificate); port 0: any free port. */
+  readonly ops: { readonly host: string; readonly port: number };
   /** Chains declared at startup (JSON array of chain specs), applied with PUT semantics. */
   readonly chainsFile: string | undefined;
+  readonly security: SecurityConfig;
+  readonly audit: AuditConfig;
+  readonly limits: LimitsConfig;
+  /**
+   * Deliberately broken behaviour for the drill's negative controls only (BATON_UNSAFE_FAULTS);
+   * empty in every real deployment, and logged loudly at start when not.
+   */
+  readonly unsafe: readonly UnsafeFault[];
+}
+
+/** The unsafe switches a replica knows; `accept-lower-terms` is the simulated node's (baton sim). */
+export const UNSAFE_FAULTS = ['no-fence-compare', 'no-deadlines', 'overlapping-ticks', 'accept-lower-terms'] as const;
+export type UnsafeFault = (typeof UNSAFE_FAULTS)[number];
+
+export type RoleName = 'viewer' | 'operator' | 'admin' | 'breakglass' | 'node';
+export const ROLE_NAMES: readonly RoleName[] = ['viewer', 'operator', 'admin', 'breakglass', 'node'];
+
+export interface TlsFiles {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+/** Roles of one principal (the subject CN, else the first SAN, of its client certificate). */
+export interface RoleBinding {
+  readonly principal: string;
+  readonly roles: readonly RoleName[];
+  /** With the node role: the one node this principal speaks for. */
+  readonly node?: { readonly chainId: string; readonly nodeId: string };
+}
+
+export interface SecurityConfig {
+  /** Plaintext everywhere, every caller one all-powerful principal: development only, logged loudly. */
+  readonly insecureDev: boolean;
+  /** mTLS of the REST and gRPC listeners (and, unless nodeTls is set, of the node channel). */
+  readonly tls: TlsFiles | undefined;
+  /** Client side of the node channel; defaults to `tls`. */
+  readonly nodeTls: TlsFiles | undefined;
+  /** Plaintext node channel while the API uses mTLS (nodes that cannot serve TLS yet); logged loudly. */
+  readonly insecureNodeChannel: boolean;
+  readonly bindings: readonly RoleBinding[];
+}
+
+export interface AuditConfig {
+  /** Records beyond the newest `maxRecords` are swept. */
+  readonly maxRecords: number;
+  /** Records older than this are swept. */
+  readonly maxAgeMs: number;
+  readonly sweepIntervalMs: number;
+}
+
+export interface LimitsConfig {
+  /** Largest request body (REST) or message (gRPC). */
+  readonly bodyBytes: number;
+  /** Sustained requests per second per principal (token bucket), and the bucket size. */
+  readonly ratePerSecond: number;
+  readonly burst: number;
+  /** Concurrent long-polls (leader, operation waits) and event streams per principal. */
+  readonly maxWaitsPerPrincipal: number;
+  readonly maxStreamsPerPrincipal: number;
 }
 
 export type ConfigInput = { [K in keyof Config]?: Config[K] extends object ? Record<string, unknown> | unknown[] : unknown };
@@ -41,6 +103,10 @@ const DEFAULTS = {
   node: { rpcDeadlineMs: 250 },
   http: { host: '127.0.0.1', port: 8080 },
   grpc: { host: '127.0.0.1', port: 9090 },
+  ops: { host: '127.0.0.1', port: 0 },
+  security: { insecureDev: false, tls: undefined, nodeTls: undefined, insecureNodeChannel: false, bindings: [] },
+  audit: { maxRecords: 100_000, maxAgeMs: 90 * 24 * 3600 * 1000, sweepIntervalMs: 60_000 },
+  limits: { bodyBytes: 256 * 1024, ratePerSecond: 50, burst: 100, maxWaitsPerPrincipal: 16, maxStreamsPerPrincipal: 8 },
 };
 
 export class ConfigError extends Error {
@@ -62,7 +128,11 @@ const ENV: Record<string, string> = {
   BATON_HTTP_PORT: 'http.port',
   BATON_GRPC_HOST: 'grpc.host',
   BATON_GRPC_PORT: 'grpc.port',
+  BATON_OPS_HOST: 'ops.host',
+  BATON_OPS_PORT: 'ops.port',
   BATON_CHAINS_FILE: 'chainsFile',
+  BATON_INSECURE_DEV: 'security.insecureDev',
+  BATON_UNSAFE_FAULTS: 'unsafe',
 };
 
 export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, string> }): Config {
@@ -100,7 +170,7 @@ function setPath(obj: Record<string, unknown>, path: string, value: string): voi
 }
 
 export function parseConfig(raw: Record<string, unknown>): Config {
-  const known = new Set(['replicaId', 'logLevel', 'etcd', 'replica', 'node', 'http', 'grpc', 'chainsFile']);
+  const known = new Set(['replicaId', 'logLevel', 'etcd', 'replica', 'node', 'http', 'grpc', 'ops', 'chainsFile', 'security', 'audit', 'limits', 'unsafe']);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new ConfigError(`${k}: unknown setting`);
   const section = (name: keyof typeof DEFAULTS & string): Record<string, unknown> => {
     const v = raw[name] === undefined ? {} : raw[name];
@@ -114,6 +184,10 @@ export function parseConfig(raw: Record<string, unknown>): Config {
   const node = section('node');
   const http = section('http');
   const grpc = section('grpc');
+  const ops = section('ops');
+  const security = section('security');
+  const audit = section('audit');
+  const limits = section('limits');
 
   // Values from the environment and flags are strings; a file must give strings where strings are
   // meant (String() would turn a list or an object into a plausible-looking value).
@@ -167,10 +241,28 @@ export function parseConfig(raw: Record<string, unknown>): Config {
     node: { rpcDeadlineMs: int('node.rpcDeadlineMs', node.rpcDeadlineMs, 20, 60_000) },
     http: { host, port: int('http.port', http.port, 0, 65535) },
     grpc: { host: listenHost('grpc.host', grpc.host), port: int('grpc.port', grpc.port, 0, 65535) },
+    ops: { host: listenHost('ops.host', ops.host), port: int('ops.port', ops.port, 0, 65535) },
     chainsFile,
+    security: parseSecurity(security, str),
+    audit: {
+      maxRecords: int('audit.maxRecords', audit.maxRecords, 100, 100_000_000),
+      maxAgeMs: int('audit.maxAgeMs', audit.maxAgeMs, 60_000, 10 * 365 * 24 * 3600 * 1000),
+      sweepIntervalMs: int('audit.sweepIntervalMs', audit.sweepIntervalMs, 1000, 24 * 3600 * 1000),
+    },
+    limits: {
+      bodyBytes: int('limits.bodyBytes', limits.bodyBytes, 1024, 64 * 1024 * 1024),
+      ratePerSecond: int('limits.ratePerSecond', limits.ratePerSecond, 1, 1_000_000),
+      burst: int('limits.burst', limits.burst, 1, 1_000_000),
+      maxWaitsPerPrincipal: int('limits.maxWaitsPerPrincipal', limits.maxWaitsPerPrincipal, 1, 100_000),
+      maxStreamsPerPrincipal: int('limits.maxStreamsPerPrincipal', limits.maxStreamsPerPrincipal, 1, 100_000),
+    },
+    unsafe: parseUnsafe(raw.unsafe),
   };
   if (cfg.grpc.port !== 0 && cfg.grpc.port === cfg.http.port) {
     throw new ConfigError(`grpc.port: ${cfg.grpc.port} is also http.port; the two listeners need their own ports`);
+  }
+  if (cfg.ops.port !== 0 && (cfg.ops.port === cfg.http.port || cfg.ops.port === cfg.grpc.port)) {
+    throw new ConfigError(`ops.port: ${cfg.ops.port} is also the ${cfg.ops.port === cfg.http.port ? 'http' : 'grpc'} port; each listener needs its own port`);
   }
   // Contradictory timings.
   const ttlMs = cfg.replica.leaseTtlS * 1000;
@@ -181,6 +273,80 @@ export function parseConfig(raw: Record<string, unknown>): Config {
     throw new ConfigError(`etcd.callDeadlineMs: ${cfg.etcd.callDeadlineMs} must be below the lease TTL minus the fence margin (${ttlMs - cfg.replica.fenceMarginMs} ms)`);
   }
   return deepFreeze(cfg);
+}
+
+function parseUnsafe(v: unknown): UnsafeFault[] {
+  if (v === undefined) return [];
+  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v;
+  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string' && (UNSAFE_FAULTS as readonly string[]).includes(x))) {
+    throw new ConfigError(`unsafe: must be a list of ${UNSAFE_FAULTS.join(', ')} (negative controls only), got ${JSON.stringify(v)}`);
+  }
+  return [...new Set(list as UnsafeFault[])];
+}
+
+const PRINCIPAL = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
+
+function parseSecurity(s: Record<string, unknown>, str: (name: string, v: unknown) => string): SecurityConfig {
+  const flag = (name: string, v: unknown): boolean => {
+    if (v === true || v === 'true' || v === '1') return true;
+    if (v === false || v === 'false' || v === '0' || v === undefined) return false;
+    throw new ConfigError(`${name}: must be true or false, got ${JSON.stringify(v)}`);
+  };
+  const insecureDev = flag('security.insecureDev', s.insecureDev);
+  const insecureNodeChannel = flag('security.insecureNodeChannel', s.insecureNodeChannel);
+  const files = (name: string, v: unknown): TlsFiles | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${name}: must be an object {caFile, certFile, keyFile}`);
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!['caFile', 'certFile', 'keyFile'].includes(k)) throw new ConfigError(`${name}.${k}: unknown setting`);
+    const file = (k: string) => {
+      const f = str(`${name}.${k}`, o[k]);
+      if (f === '') throw new ConfigError(`${name}.${k}: must be a file path`);
+      return f;
+    };
+    return { caFile: file('caFile'), certFile: file('certFile'), keyFile: file('keyFile') };
+  };
+  const tls = files('security.tls', s.tls);
+  const nodeTls = files('security.nodeTls', s.nodeTls);
+  if (!Array.isArray(s.bindings)) throw new ConfigError('security.bindings: must be a list of {principal, roles, node?}');
+  const seen = new Set<string>();
+  const bindings = s.bindings.map((b: unknown, i): RoleBinding => {
+    const at = `security.bindings[${i}]`;
+    if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new ConfigError(`${at}: must be an object {principal, roles, node?}`);
+    const o = b as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!['principal', 'roles', 'node'].includes(k)) throw new ConfigError(`${at}.${k}: unknown setting`);
+    const principal = str(`${at}.principal`, o.principal);
+    if (!PRINCIPAL.test(principal)) throw new ConfigError(`${at}.principal: must be 1-255 printable characters`);
+    if (seen.has(principal)) throw new ConfigError(`${at}.principal: ${principal} is bound twice`);
+    seen.add(principal);
+    if (!Array.isArray(o.roles) || o.roles.length === 0 || !o.roles.every((r) => (ROLE_NAMES as readonly unknown[]).includes(r))) {
+      throw new ConfigError(`${at}.roles: must be a non-empty list of ${ROLE_NAMES.join(', ')}`);
+    }
+    const roles = [...new Set(o.roles as RoleName[])];
+    let node: RoleBinding['node'];
+    if (o.node !== undefined) {
+      const n = o.node as Record<string, unknown>;
+      if (typeof n !== 'object' || n === null || typeof n.chainId !== 'string' || typeof n.nodeId !== 'string' || Object.keys(n).length !== 2) {
+        throw new ConfigError(`${at}.node: must be {chainId, nodeId}`);
+      }
+      node = { chainId: n.chainId, nodeId: n.nodeId };
+    }
+    if (roles.includes('node') !== (node !== undefined)) throw new ConfigError(`${at}.node: required with the node role, and only with it`);
+    return { principal, roles, ...(node ? { node } : {}) };
+  });
+  return { insecureDev, tls, nodeTls, insecureNodeChannel, bindings };
+}
+
+/**
+ * Refuses to serve without transport security: mTLS files, or the explicit insecure-dev flag.
+ * Checked when serving (not when parsing), so that tools reading the config need neither.
+ */
+export function assertTransportSecurity(cfg: Config): void {
+  const { insecureDev, tls } = cfg.security;
+  if (insecureDev && tls) throw new ConfigError('security.insecureDev: contradicts security.tls; choose one');
+  if (!insecureDev && !tls) {
+    throw new ConfigError('security.tls: mTLS needs {caFile, certFile, keyFile}; plaintext only with security.insecureDev: true (or BATON_INSECURE_DEV=true)');
+  }
 }
 
 /**

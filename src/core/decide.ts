@@ -2,7 +2,7 @@
 // the actions the supervisor should run (in order) and a one-line reason that is logged and kept
 // in the history, so the log reads as a narrative of why each thing happened.
 import { rankCandidates, type CandidateRanking, type CandidateReport } from './candidates.js';
-import type { ChainSpec, LeaderRecord, UnsafeHead } from './chain.js';
+import type { ChainSpec, FencingMode, LeaderRecord, UnsafeHead } from './chain.js';
 import { isFresh, judgeActive } from './health.js';
 import type { NodeObservation, NodeReport } from './observation.js';
 import type { Term } from './term.js';
@@ -43,7 +43,9 @@ export type Action =
   | { kind: 'renew'; nodeId: string; term: Term }
   /** Nodes that must not produce, stopped under the leader's term. */
   | { kind: 'stop'; nodeIds: string[]; term: Term }
-  | { kind: 'record-head'; nodeId: string; headNumber: number; headHash: string };
+  | { kind: 'record-head'; nodeId: string; headNumber: number; headHash: string }
+  /** The chain's fencing mode changed: a new term for the same active, in the new mode. */
+  | { kind: 'switch-mode'; nodeId: string; from: Term; mode: FencingMode };
 
 export interface Decision {
   readonly actions: readonly Action[];
@@ -131,9 +133,21 @@ function decideNoLeader(s: ChainSnapshot): Plan {
 
 function decideActive(s: ChainSnapshot, leader: LeaderRecord, report: NodeReport): Plan {
   const { nodeId, term } = leader;
+  const mode = s.spec.policy.fencingMode;
+  // The spec's fencing mode changed under a running term: the same node gets a new term in the
+  // new mode (the supervisor stops it under that term first, so its head is final). Not while
+  // paused: pause freezes the chain as it is.
+  if (leader.mode !== mode && !s.paused) {
+    return {
+      actions: [{ kind: 'switch-mode', nodeId, from: term, mode }],
+      stop: [],
+      reason: `${nodeId} active under a ${leader.mode}-mode term ${term}; the chain is now in ${mode} mode: new term for ${nodeId}`,
+    };
+  }
   const actions: Action[] = [];
   if (grantDue(s)) actions.push({ kind: 'renew', nodeId, term });
-  if (s.head === undefined || report.headNumber > s.head.number) {
+  // In commit mode the node itself commits every block before it leaves: the head is exact already.
+  if (leader.mode === 'lease' && (s.head === undefined || report.headNumber > s.head.number)) {
     actions.push({ kind: 'record-head', nodeId, headNumber: report.headNumber, headHash: report.headHash });
   }
   return { actions, stop: [], reason: `${nodeId} active at head ${report.headNumber}, term ${term}` };

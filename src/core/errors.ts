@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'NOT_SUPERVISOR'
   | 'FENCED'
   | 'STALE_TERM'
+  | 'NOT_LEADER'
   | 'HEAD_BEHIND'
   | 'HEAD_MISMATCH'
   | 'MISCONFIGURED'
@@ -21,7 +22,11 @@ export type ErrorCode =
   | 'PAUSED'
   | 'IDEMPOTENCY_MISMATCH'
   | 'NOT_ELIGIBLE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  // Access: no usable client identity, a role without the permission, over a per-principal limit.
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'RESOURCE_EXHAUSTED';
 
 export class BatonError extends Error {
   override readonly name = 'BatonError';

@@ -37,9 +37,11 @@ export function sleep(host: RunnerHost, ms: number): Promise<void> {
 
 /** true, or why CompleteHandoff failed; a lost answer is told from a refusal by asking the target. */
 export async function completeHandoff(host: RunnerHost, target: NodeSpec, ticket: HandoffTicket, term: Term): Promise<true | string> {
-  const sentAt = host.grantSent(target.id);
+  // The new term was written with the spec's fencing mode (changeLeader), so it is granted in it.
+  const mode = host.spec().policy.fencingMode;
+  const sentAt = host.grantSent(target.id, mode);
   try {
-    await host.nodes.completeHandoff(target, ticket, term, host.spec().policy.leaseTtlMs);
+    await host.nodes.completeHandoff(target, ticket, term, host.spec().policy.leaseTtlMs, mode);
     host.grantConfirmed(sentAt);
     return true;
   } catch (err) {

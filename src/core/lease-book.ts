@@ -1,6 +1,7 @@
 // What a supervisor knows about the node leases it granted: for every node, the latest instant its
 // lease could still be valid. A grant sent at s with TTL t can be accepted by the node as late as
 // s + RPC deadline (a node refuses calls past their deadline), and then lasts t from acceptance.
+import type { FencingMode } from './chain.js';
 import type { LeaseView } from './decide.js';
 
 /** How often a healthy active's lease is renewed, as a fraction of its TTL. */
@@ -9,6 +10,7 @@ const RENEW_FRACTION = 0.2;
 export class LeaseBook {
   private readonly bound = new Map<string, number>();
   private lastGrantOkSentMs: number | undefined;
+  private inheritedWaived = false;
 
   /**
    * @param acquiredAtMs when this replica became the chain's supervisor: a grant sent by the
@@ -19,10 +21,16 @@ export class LeaseBook {
     private readonly deadlineMs: number,
   ) {}
 
-  /** A grant is about to be sent; returns its send time. */
-  sent(nodeId: string, nowMs: number, ttlMs: number): number {
-    const bound = nowMs + this.deadlineMs + ttlMs;
-    this.bound.set(nodeId, Math.max(this.bound.get(nodeId) ?? 0, bound));
+  /**
+   * A grant is about to be sent; returns its send time. A grant under a commit-mode term does not
+   * need waiting out: its holder cannot publish a block once a newer term exists (every block is
+   * committed in a txn on the term first), so only lease-mode grants bound the wait.
+   */
+  sent(nodeId: string, nowMs: number, ttlMs: number, mode: FencingMode): number {
+    if (mode === 'lease') {
+      const bound = nowMs + this.deadlineMs + ttlMs;
+      this.bound.set(nodeId, Math.max(this.bound.get(nodeId) ?? 0, bound));
+    }
     return nowMs;
   }
 
@@ -36,8 +44,13 @@ export class LeaseBook {
     this.lastGrantOkSentMs = undefined;
   }
 
+  /** The previous supervisor's grants were all under commit-mode terms: none needs waiting out. */
+  waiveInherited(): void {
+    this.inheritedWaived = true;
+  }
+
   view(leaderId: string | undefined, ttlMs: number): LeaseView {
-    let oldLeasesEndMs = this.acquiredAtMs + this.deadlineMs + ttlMs;
+    let oldLeasesEndMs = this.inheritedWaived ? 0 : this.acquiredAtMs + this.deadlineMs + ttlMs;
     for (const [nodeId, bound] of this.bound) {
       if (nodeId !== leaderId) oldLeasesEndMs = Math.max(oldLeasesEndMs, bound);
     }

@@ -70,6 +70,10 @@ export interface Operation {
   readonly idempotencyKey?: string;
   /** Replica that executes (or executed) it. */
   readonly executor?: string;
+  /** Trace of the request that created it (32 hex digits), for operators and audit. */
+  readonly traceId?: string;
+  /** W3C traceparent of that request: the replica that executes it continues the same trace. */
+  readonly traceparent?: string;
 }
 
 /** A chain's pause, as stored in etcd. */

@@ -7,7 +7,7 @@
 // it ends. One found running without a new term (result.term) was interrupted between the choice
 // and the fence (its supervisor died, or a write failed): the leader record says on which side of
 // the fence, and it is either adopted or started over (see resume).
-import type { ChainSpec, LeaderRecord, NodeSpec } from './chain.js';
+import type { ChainSpec, FencingMode, LeaderRecord, NodeSpec } from './chain.js';
 import { chooseTarget, type CandidateRanking } from './candidates.js';
 import { isBatonError, type ErrorCode } from './errors.js';
 import { completeHandoff, nextBlock, waitForHead } from './handoff-steps.js';
@@ -15,6 +15,7 @@ import type { NodeObservation } from './observation.js';
 import { isFinal, isPaused, type FailoverParams, type Operation, type OperationStep, type SwitchoverParams } from './operation.js';
 import type { ChainState, HandoffTicket, Log, NodeControl, OperationStore, Scheduler, SupervisionFence } from './ports.js';
 import type { Term } from './term.js';
+import { noopTracer, type TermTrigger, type Tracer } from './telemetry.js';
 
 /** What the runner needs of the chain's supervisor. */
 export interface RunnerHost {
@@ -30,11 +31,15 @@ export interface RunnerHost {
   monoMs(): number;
   wallMs(): number;
   /** The fenced txn that makes a new term for `to`, then a stop under it to every other node. */
-  changeLeader(previous: LeaderRecord | undefined, to: string, reason: string, fromHead?: number): Promise<Term>;
-  /** Records that a grant (start, renewal, handoff) is about to be sent to a node. */
-  grantSent(nodeId: string): number;
+  changeLeader(previous: LeaderRecord | undefined, to: string, reason: string, fromHead?: number, trigger?: TermTrigger): Promise<Term>;
+  /** Records that a grant (start, renewal, handoff) under a term of `mode` is about to be sent to a node. */
+  grantSent(nodeId: string, mode: FencingMode): number;
   grantConfirmed(sentAtMs: number): void;
   wake(): void;
+  /** Spans of each operation's execution, continuing the request's trace (default: none). */
+  readonly tracer?: Tracer;
+  /** The target of a handoff was made active under `term` (its first block is awaited next). */
+  leaderStarted?(term: Term): void;
 }
 
 /** How long a manual failover may take from the new term to the new leader's first report. */
@@ -83,10 +88,10 @@ export class OperationRunner {
       switch (op.params.kind) {
         case 'pause':
         case 'resume':
-          await this.pauseOrResume(op);
+          await this.traced(op, () => this.pauseOrResume(op));
           return true;
         case 'cancel-switchover':
-          await this.cancelSwitchover(op);
+          await this.traced(op, () => this.cancelSwitchover(op));
           return true;
         case 'failover':
         case 'switchover': {
@@ -101,13 +106,32 @@ export class OperationRunner {
           // refuse candidates (and the leader) only because their first probe is still in flight.
           if (!this.probed()) continue;
           if (op.params.kind === 'switchover' && this.leaseTooShort(op)) continue;
-          if (op.params.kind === 'failover') await this.failover(op, op.params);
-          else await this.switchover(op, op.params);
+          const params = op.params;
+          await this.traced(op, () => (params.kind === 'failover' ? this.failover(op, params) : this.switchover(op, params)));
           return true;
         }
       }
     }
     return false;
+  }
+
+  // ---- tracing ---------------------------------------------------------------------------
+
+  private get tracer(): Tracer {
+    return this.host.tracer ?? noopTracer;
+  }
+
+  /**
+   * Runs the execution of an operation as a span that continues the trace of the request that
+   * created it (its traceparent is stored with the operation), whichever replica executes it.
+   */
+  private traced<T>(op: Operation, fn: () => Promise<T>): Promise<T> {
+    const attrs = { 'baton.chain': op.chainId, 'baton.operation': op.id, 'baton.reason': op.params.reason, 'baton.executor': this.host.fence.replicaId };
+    return this.tracer.span(op.params.kind, attrs, () => fn(), { parent: op.traceparent ? { traceparent: op.traceparent } : null });
+  }
+
+  private attrs(extra: Record<string, string | number | bigint | undefined>): Record<string, string | number | bigint | undefined> {
+    return { 'baton.chain': this.host.chainId, ...extra };
   }
 
   // ---- bookkeeping -----------------------------------------------------------------------
@@ -251,7 +275,7 @@ export class OperationRunner {
   // ---- running operations ----------------------------------------------------------------------
 
   private continueRunning(op: Operation): Promise<boolean> {
-    return op.result?.term !== undefined ? this.checkRunning(op) : this.resume(op);
+    return op.result?.term !== undefined ? this.checkRunning(op) : this.traced(op, () => this.resume(op));
   }
 
   /**
@@ -320,10 +344,14 @@ export class OperationRunner {
   private async failover(op: Operation, params: FailoverParams, resumeTo?: string): Promise<void> {
     const state = this.host.state()!;
     if (isPaused(state.pause, this.host.wallMs())) return void (await this.fail(op, 'PAUSED', 'chain is paused: resume it first', 'check'));
-    const choice = await this.chooseOrFail(op, params.candidate ?? resumeTo, state.leader);
+    const choice = await this.tracer.span('choose', this.attrs({ 'baton.from': state.leader?.nodeId }), async (span) => {
+      const c = await this.chooseOrFail(op, params.candidate ?? resumeTo, state.leader);
+      span.set({ 'baton.node': c?.to, 'baton.reason': c?.why });
+      return c;
+    });
     if (!choice) return;
     op = await this.save(op, { state: 'running', result: { nodeId: choice.to, detail: `failing over to ${choice.to}` } }, { name: 'choose', state: 'done', detail: `${choice.to}: ${choice.why}` });
-    const term = await this.host.changeLeader(state.leader, choice.to, `operator failover (${params.reason}): ${choice.why}`);
+    const term = await this.host.changeLeader(state.leader, choice.to, `operator failover (${params.reason}): ${choice.why}`, undefined, 'operator');
     this.startedAtMs.set(op.id, this.host.monoMs());
     await this.save(op, { result: { term: term.toString(), nodeId: choice.to, detail: 'new term written; starting the new leader' } }, {
       name: 'fence',
@@ -351,7 +379,11 @@ export class OperationRunner {
     if (!leader || !from || (!producing && resumeTo === undefined)) {
       return void (await this.fail(op, 'NOT_ACTIVE', 'no producing leader to hand over from', 'check'));
     }
-    const choice = await this.chooseOrFail(op, params.target ?? resumeTo, leader);
+    const choice = await this.tracer.span('choose', this.attrs({ 'baton.from': leader.nodeId }), async (span) => {
+      const c = await this.chooseOrFail(op, params.target ?? resumeTo, leader);
+      span.set({ 'baton.node': c?.to, 'baton.reason': c?.why });
+      return c;
+    });
     if (!choice) return;
     const target = this.node(choice.to)!;
     op = await this.save(op, { state: 'running', result: { nodeId: target.id, detail: `handing over from ${from.id} to ${target.id}` } }, {
@@ -362,10 +394,16 @@ export class OperationRunner {
 
     // Phase 1: the active stops at head h and hands out a ticket bound to (term, h); right after it
     // made a block, so that the handoff has the whole slot to finish in.
-    if (producing) await nextBlock(this.host, from);
+    // Its polls are not worth a span each.
+    if (producing) await this.tracer.outside(() => nextBlock(this.host, from));
     let ticket: HandoffTicket;
     try {
-      ticket = await this.host.nodes.prepareHandoff(from, leader.term, target.id, params.reason);
+      const attrs = this.attrs({ 'baton.node': from.id, 'baton.term': leader.term, 'baton.target': target.id });
+      ticket = await this.tracer.span('prepare', attrs, async (span) => {
+        const t = await this.host.nodes.prepareHandoff(from, leader.term, target.id, params.reason);
+        span.set({ 'baton.head': t.headNumber });
+        return t;
+      });
     } catch (err) {
       // The active may or may not have stopped; the loop restarts it under its own term if it did.
       const code = isBatonError(err) ? err.code : 'NODE_UNREACHABLE';
@@ -375,14 +413,23 @@ export class OperationRunner {
     const steps: OperationStep[] = [this.stamp({ name: 'prepare', state: 'done', detail: `${from.id} stopped at head ${h}` })];
 
     // The target must hold exactly h before it may continue.
-    const caughtUp = await waitForHead(this.host, target, h, ticket.headHash, catchUpTimeoutMs(this.host.spec()));
+    const caughtUp = await this.tracer.span('catch-up', this.attrs({ 'baton.node': target.id, 'baton.head': h }), async (span) => {
+      const ok = await this.tracer.outside(() => waitForHead(this.host, target, h, ticket.headHash, catchUpTimeoutMs(this.host.spec())));
+      if (!ok) span.fail('HEAD_BEHIND', `${target.id} did not reach head ${h}`);
+      return ok;
+    });
     if (!caughtUp) return this.rollback(op, steps, leader, from.id, h, `${target.id} did not reach head ${h}`);
     steps.push(this.stamp({ name: 'catch-up', state: 'done', detail: `${target.id} holds head ${h}` }));
 
     // Phase 2: the new term (every other node is told at once), then the target continues at h+1.
-    const term = await this.host.changeLeader(leader, target.id, `switchover (${params.reason}): ${choice.why}`, h);
+    const term = await this.host.changeLeader(leader, target.id, `switchover (${params.reason}): ${choice.why}`, h, 'switchover');
     steps.push(this.stamp({ name: 'fence', state: 'done', detail: `term ${term} for ${target.id}` }));
-    const completed = await completeHandoff(this.host, target, ticket, term);
+    const completed = await this.tracer.span('complete', this.attrs({ 'baton.node': target.id, 'baton.term': term, 'baton.head': h }), async (span) => {
+      const c = await completeHandoff(this.host, target, ticket, term);
+      if (c !== true) span.fail('NOT_ACTIVE', c);
+      return c;
+    });
+    if (completed === true) this.host.leaderStarted?.(term);
     if (completed !== true) {
       const written: LeaderRecord = { ...leader, term, nodeId: target.id, fromHead: h };
       return this.rollback(op, steps, written, from.id, h, `complete on ${target.id} failed: ${completed}`);
@@ -400,7 +447,9 @@ export class OperationRunner {
    * the term at once, and the loop's decide starts the old leader when no other lease can be valid.
    */
   private async rollback(op: Operation, steps: OperationStep[], current: LeaderRecord, oldNodeId: string, head: number, why: string): Promise<void> {
-    const term = await this.host.changeLeader(current, oldNodeId, `switchover rolled back: ${why}`, head);
+    const term = await this.tracer.span('rollback', this.attrs({ 'baton.node': oldNodeId, 'baton.reason': why }), () =>
+      this.host.changeLeader(current, oldNodeId, `switchover rolled back: ${why}`, head, 'rollback'),
+    );
     await this.save(
       op,
       { state: 'failed', error: { code: 'ABORTED', message: why }, result: { term: term.toString(), nodeId: oldNodeId, detail: `rolled back to ${oldNodeId} under term ${term}` } },

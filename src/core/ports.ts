@@ -1,6 +1,7 @@
 // What the core needs from the outside world, as narrow interfaces. Adapters implement them
 // (adapters/etcd, adapters/node); tests use fakes that pass the same contract suite.
-import type { ChainSpec, LeaderRecord, NodeSpec, TermRecord, UnsafeHead } from './chain.js';
+import type { ChainSpec, FencingMode, LeaderRecord, NodeSpec, TermRecord, UnsafeHead } from './chain.js';
+import type { CommitResult, HeadCommit } from './commit.js';
 import type { NodeReport } from './observation.js';
 import type { Operation, OperationParams, PauseRecord } from './operation.js';
 import type { Term } from './term.js';
@@ -26,6 +27,11 @@ export interface SupervisionFence {
 export interface ChainState {
   readonly spec: ChainSpec;
   readonly leader: LeaderRecord | undefined;
+  /**
+   * The fencing mode of the term the leader replaced, as written with it (undefined: first leader,
+   * or not known). Both commit mode: no grant anyone sent under either term needs waiting out.
+   */
+  readonly previousMode?: FencingMode;
   readonly head: UnsafeHead | undefined;
   /** Mod revision of the head key (0n when absent); recordHead compares it. */
   readonly headRevision: bigint;
@@ -37,6 +43,12 @@ export interface ChainState {
   readonly intents: readonly string[];
   /** The node health summary last published by the chain's supervisor. */
   readonly health: readonly NodeHealth[] | undefined;
+}
+
+/** The recorded head and its key's mod revision (0n: none yet), as read together. */
+export interface RecordedHead {
+  readonly head: UnsafeHead | undefined;
+  readonly revision: bigint;
 }
 
 export interface NodeHealth {
@@ -56,6 +68,8 @@ export interface NewLeader {
   readonly reason: string;
   readonly fromHead: number;
   readonly mode: LeaderRecord['mode'];
+  /** The fencing mode of the term this one replaces (undefined: the first leader). */
+  readonly previousMode?: FencingMode;
 }
 
 export interface ChainStore {
@@ -73,11 +87,19 @@ export interface ChainStore {
    */
   writeLeader(fence: SupervisionFence, expected: Term | undefined, next: NewLeader, history: Omit<TermRecord, 'term'>): Promise<Term>;
   /**
-   * Records a newer unsafe head, fenced on the supervisor key and the leader term, and on the head
-   * revision read before (no lost update). A head not above the recorded one is refused
-   * (CONFLICT); never goes back.
+   * Lease mode: records a newer unsafe head reported by the active, fenced on the supervisor key,
+   * the leader term and the head revision read before (`expected`, from the same read as its
+   * head: no lost update). A head not above the recorded one is refused (CONFLICT), the block
+   * right above it must extend it (HEAD_MISMATCH); the head never goes back.
    */
-  recordHead(fence: SupervisionFence, term: Term, expectedHeadRevision: bigint, head: UnsafeHead): Promise<bigint>;
+  recordHead(fence: SupervisionFence, term: Term, expected: RecordedHead, head: UnsafeHead): Promise<bigint>;
+  /**
+   * Commit mode: the active node commits its next block before gossiping it. One txn compares the
+   * leader term and the head revision the judgement (core/commit.ts judgeCommit) was made on, so
+   * a deposed node's commit is refused (STALE_TERM) and one chain's heads form one lineage. An
+   * identical re-commit is a duplicate, not an error.
+   */
+  commitHead(commit: HeadCommit): Promise<CommitResult>;
   history(chainId: string, limit: number): Promise<TermRecord[]>;
   /** Publishes the chain's node health summary (for the event stream), fenced on the supervisor key. */
   publishHealth(fence: SupervisionFence, health: readonly NodeHealth[]): Promise<void>;
@@ -105,6 +127,17 @@ export interface StartGrant {
   /** The recorded unsafe head the node must hold before it produces. */
   readonly head: UnsafeHead | undefined;
   readonly reason: string;
+  /** `commit`: the node commits each block to Baton before gossiping it; `head` is then exact. */
+  readonly mode: FencingMode;
+}
+
+/** Per call: an end earlier than the adapter's own deadline. */
+export interface NodeCallOptions {
+  /**
+   * The instant (monotonic ms, the Clock's monoMs) after which the node must not act on the call:
+   * fixed before the call is made, so time lost on the way (a pause of this process) uses it up.
+   */
+  readonly notAfterMonoMs?: number;
 }
 
 /**
@@ -115,13 +148,13 @@ export interface StartGrant {
 export interface NodeControl {
   readonly deadlineMs: number;
   health(node: NodeSpec): Promise<NodeReport>;
-  start(node: NodeSpec, grant: StartGrant): Promise<void>;
-  renew(node: NodeSpec, term: Term, ttlMs: number): Promise<void>;
+  start(node: NodeSpec, grant: StartGrant, options?: NodeCallOptions): Promise<void>;
+  renew(node: NodeSpec, term: Term, ttlMs: number, options?: NodeCallOptions): Promise<void>;
   stop(node: NodeSpec, term: Term, reason: string): Promise<void>;
   /** Stops the active at its head h and returns the ticket bound to (term, h). */
   prepareHandoff(node: NodeSpec, term: Term, targetId: string, reason: string): Promise<HandoffTicket>;
   /** Makes the target active under `term`, continuing at h+1; only when its head is h. */
-  completeHandoff(node: NodeSpec, ticket: HandoffTicket, term: Term, ttlMs: number): Promise<void>;
+  completeHandoff(node: NodeSpec, ticket: HandoffTicket, term: Term, ttlMs: number, mode: FencingMode, options?: NodeCallOptions): Promise<void>;
 }
 
 export interface HandoffTicket {
@@ -160,6 +193,9 @@ export interface NewOperation {
   readonly chainId: string;
   readonly params: OperationParams;
   readonly requestId: string;
+  /** Trace of the request (32 hex digits) and its W3C traceparent, stored with the operation. */
+  readonly traceId?: string;
+  readonly traceparent?: string;
 }
 
 export interface Idempotency {

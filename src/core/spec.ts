@@ -112,7 +112,7 @@ function validatePolicy(value: unknown, limits: SpecLimits, problems: string[]):
     out[field] = v;
   }
   const mode = raw.fencingMode ?? DEFAULT_POLICY.fencingMode;
-  if (mode !== 'lease') problems.push(`policy.fencingMode: "${String(mode)}" is not supported (only "lease")`);
+  if (mode !== 'lease' && mode !== 'commit') problems.push(`policy.fencingMode: "${String(mode)}" must be "lease" or "commit"`);
   out.fencingMode = mode as FencingMode;
   const p = out as unknown as ChainPolicy;
   // Contradictory timings.

@@ -2,12 +2,15 @@
 // changes only update state and wake the loop; the loop runs one action at a time (single flight:
 // overlapping actions would reorder commands at a node), asks the pure `decide` what to do next,
 // and logs the decision's one-line reason whenever it changes.
-import type { ChainSpec, LeaderRecord, NodeSpec, UnsafeHead } from './chain.js';
+import type { ChainSpec, FencingMode, LeaderRecord, NodeSpec, UnsafeHead } from './chain.js';
 import { decide, type Action, type ChainSnapshot, type Decision } from './decide.js';
 import { isBatonError } from './errors.js';
 import { LeaseBook } from './lease-book.js';
+import { boundByProof } from './proof-bound.js';
 import { isPaused } from './operation.js';
 import { OperationRunner } from './operations-runner.js';
+import { LeaderChangeTrace } from './leader-change.js';
+import type { Metrics, TermTrigger, Tracer } from './telemetry.js';
 import { healthSummary } from './health.js';
 import { probeNode } from './observe.js';
 import type { NodeObservation } from './observation.js';
@@ -38,6 +41,12 @@ export interface SupervisorDeps {
   readonly fleet: () => FleetSettings;
   readonly log: Log;
   readonly onEvent?: (event: SupervisorEvent) => void;
+  /** Spans of leader changes and decisions (default: none). */
+  readonly tracer?: Tracer;
+  /** Failover durations, leader changes, decisions (default: none). */
+  readonly metrics?: Metrics;
+  /** UNSAFE, the drill's negative control only: no single flight, every wake starts a loop. */
+  readonly unsafeOverlappingTicks?: boolean;
 }
 
 export type SupervisorEvent =
@@ -66,7 +75,13 @@ export class ChainSupervisor {
   private storeDirty = true;
   private observations = new Map<string, NodeObservation>();
   private readonly leases: LeaseBook;
+  /** deps.nodes, with every grant's deadline bounded by this replica's proof (proof-bound.ts). */
+  private readonly nodes: NodeControl;
   private readonly runner: OperationRunner;
+  /** Spans and metrics of the leader change under way. */
+  private readonly change: LeaderChangeTrace;
+  /** Shape of the last acting decision that was counted and traced. */
+  private lastActedStory = '';
   private leaderHasProduced = false;
   private lastFailoverAtMs: number | undefined;
   private detectedAtMs: number | undefined;
@@ -86,10 +101,14 @@ export class ChainSupervisor {
     private readonly deps: SupervisorDeps,
   ) {
     this.leases = new LeaseBook(deps.clock.monoMs(), deps.nodes.deadlineMs);
+    this.nodes = boundByProof(deps.nodes, deps.proof, () => deps.clock.monoMs());
+    this.change = new LeaderChangeTrace({ chainId: spec.id, tracer: deps.tracer, metrics: deps.metrics, monoMs: () => deps.clock.monoMs(), wallMs: () => deps.clock.wallMs() });
     this.runner = new OperationRunner({
+      tracer: this.change.tracer,
+      leaderStarted: (term) => this.change.started(term),
       chainId: spec.id,
       fence: deps.fence,
-      nodes: deps.nodes,
+      nodes: this.nodes,
       ops: deps.ops,
       scheduler: deps.scheduler,
       log: deps.log,
@@ -98,8 +117,8 @@ export class ChainSupervisor {
       observations: () => this.observations,
       monoMs: () => this.now(),
       wallMs: () => deps.clock.wallMs(),
-      changeLeader: (previous, to, reason, fromHead) => this.writeLeader(previous, to, reason, fromHead),
-      grantSent: (nodeId) => this.leases.sent(nodeId, this.now(), this.spec.policy.leaseTtlMs),
+      changeLeader: (previous, to, reason, fromHead, trigger) => this.writeLeader(previous, to, reason, fromHead, trigger ?? 'operator'),
+      grantSent: (nodeId, mode) => this.leases.sent(nodeId, this.now(), this.spec.policy.leaseTtlMs, mode),
       grantConfirmed: (sentAt) => this.leases.confirmed(sentAt),
       wake: () => this.storeChanged(),
     });
@@ -121,6 +140,7 @@ export class ChainSupervisor {
     this.cancelProbe?.();
     this.cancelWake?.();
     this.runner.stop();
+    this.change.abandon();
     this.deps.log.info({ chain: this.chainId, why }, 'stopped supervising chain');
     // The action in flight (bounded by its deadlines) ends before the key may be handed over.
     await this.loopDone;
@@ -184,12 +204,13 @@ export class ChainSupervisor {
 
   private wake(): void {
     if (this.stopped) return;
-    if (this.running) {
+    if (this.running && !this.deps.unsafeOverlappingTicks) {
       this.dirty = true;
       return;
     }
     this.running = true;
-    this.loopDone = this.loop().finally(() => {
+    // A turn of the loop is not part of whatever traced step happened to wake it.
+    this.loopDone = this.change.tracer.outside(() => this.loop()).finally(() => {
       this.running = false;
     });
   }
@@ -217,10 +238,7 @@ export class ChainSupervisor {
         }
         const decision = decide(this.snapshot(this.state));
         this.note(decision.reason, decision);
-        for (const action of decision.actions) {
-          if (this.stopped || !this.proven()) break;
-          await this.execute(action);
-        }
+        await this.act(decision);
       } catch (err) {
         this.handleError(err);
       }
@@ -233,6 +251,9 @@ export class ChainSupervisor {
     const state = await this.deps.store.read(this.chainId);
     this.stateReadAtMs = this.now();
     const prevTerm = this.state?.leader?.term;
+    // As the chain was when this replica took it over: if neither the leader's term nor the one
+    // before it is lease mode, no grant the previous supervisor sent needs waiting out.
+    if (this.state === undefined && state?.leader?.mode === 'commit' && state.previousMode === 'commit') this.leases.waiveInherited();
     this.state = state;
     if (state) this.spec = state.spec;
     if (state?.leader?.term !== prevTerm) this.leaderHasProduced = false;
@@ -260,6 +281,7 @@ export class ChainSupervisor {
     const report = this.observations.get(leader.nodeId)?.report;
     if (!report || !report.producing || report.term !== leader.term) return;
     this.leaderHasProduced = true;
+    this.change.producing(leader.term, report.headNumber);
     const sinceDetectMs = this.detectedAtMs === undefined ? undefined : this.now() - this.detectedAtMs;
     this.detectedAtMs = undefined;
     this.deps.log.info(
@@ -311,6 +333,29 @@ export class ChainSupervisor {
 
   // ---- actions -----------------------------------------------------------------------------
 
+  /**
+   * Runs a decision's actions. A decision that changes something (not only renewals and head
+   * records) is counted and is a `decision` span, in the trace of the leader change under way if
+   * there is one; a failover is a trace of its own (see failover).
+   */
+  private async act(decision: Decision): Promise<void> {
+    const run = async (): Promise<void> => {
+      for (const action of decision.actions) {
+        if (this.stopped || !this.proven()) break;
+        await this.execute(action);
+      }
+    };
+    const kinds = decision.actions.map((a) => a.kind).filter((k) => k !== 'renew' && k !== 'record-head');
+    // The same story again (a stop resent while an old lease runs out) is neither counted nor traced again.
+    const story = shape(decision.reason);
+    if (kinds.length === 0 || story === this.lastActedStory) return run();
+    this.lastActedStory = story;
+    for (const kind of kinds) this.change.metrics.decision(this.chainId, kind);
+    if (kinds.includes('failover')) return run();
+    const parent = this.change.parent();
+    return this.change.tracer.span('decision', { 'baton.chain': this.chainId, 'baton.reason': decision.reason, 'baton.actions': kinds.join(',') }, run, { parent: parent ?? null });
+  }
+
   private async execute(action: Action): Promise<void> {
     switch (action.kind) {
       case 'elect':
@@ -326,6 +371,8 @@ export class ChainSupervisor {
         return this.stopNodes(action.nodeIds, action.term, 'not the leader');
       case 'record-head':
         return this.recordHead(action.nodeId, action.headNumber, action.headHash);
+      case 'switch-mode':
+        return this.switchMode(action.nodeId, action.from, action.mode);
     }
   }
 
@@ -345,16 +392,49 @@ export class ChainSupervisor {
     this.releaseSlot = release;
     this.detectedAtMs = this.now();
     this.lastFailoverAtMs = this.now();
-    await this.writeLeader(this.state?.leader, to, `failover from ${from}: ${this.lastReason}`);
+    // Detection began at the old leader's last good report.
+    const lastGood = this.observations.get(from)?.reportAtMs;
+    const lastGoodWallMs = lastGood === undefined ? undefined : this.deps.clock.wallMs() - (this.now() - lastGood);
+    const root = this.change.beginFailover(from, to, this.lastReason, this.spec.policy.fencingMode, lastGoodWallMs);
+    // The decision was made on this leader: the txn compares its term, whatever is read below.
+    const decidedOn = this.state?.leader;
+    // In commit mode the head moves with every block without this supervisor reading it: read it
+    // now, so that the new term records where it takes over (its start reads it again, exactly).
+    if (decidedOn?.mode === 'commit') {
+      this.storeDirty = true;
+      await this.refreshState();
+    }
+    try {
+      await root.within(() => this.writeLeader(decidedOn, to, `failover from ${from}: ${this.lastReason}`, undefined, 'auto'));
+    } catch (err) {
+      this.change.failoverNotWritten(isBatonError(err) ? err.code : 'ERROR', err instanceof Error ? err.message : String(err));
+      throw err;
+    }
   }
 
-  /** The fenced txn that makes a new term, then a stop under it to every other node. */
-  private async writeLeader(previous: LeaderRecord | undefined, to: string, reason: string, head?: number): Promise<Term> {
+  /**
+   * The `fence` step of a leader change: the fenced txn that makes a new term, then a stop under it
+   * to every other node. `trigger` says why, for the change's spans and metrics.
+   */
+  private writeLeader(previous: LeaderRecord | undefined, to: string, reason: string, head?: number, trigger: TermTrigger = 'elect'): Promise<Term> {
+    // The span that asked for the change (a failover root, an operation): its later steps hang there.
+    const parent = this.change.tracer.carrier();
+    const mode = this.spec.policy.fencingMode;
+    const attrs = { 'baton.chain': this.chainId, 'baton.node': to, 'baton.from': previous?.nodeId, 'baton.reason': reason, 'baton.trigger': trigger, 'baton.mode': mode };
+    return this.change.tracer.span('fence', attrs, (span) =>
+      this.writeLeaderFenced(previous, to, reason, head, (term) => {
+        span.set({ 'baton.term': term });
+        this.change.written(term, to, trigger, mode, parent, head !== undefined);
+      }),
+    );
+  }
+
+  private async writeLeaderFenced(previous: LeaderRecord | undefined, to: string, reason: string, head: number | undefined, written: (term: Term) => void): Promise<Term> {
     const fromHead = head ?? this.state?.head?.number ?? 0;
     const term = await this.deps.store.writeLeader(
       this.deps.fence,
       previous?.term,
-      { nodeId: to, reason, fromHead, mode: this.spec.policy.fencingMode },
+      { nodeId: to, reason, fromHead, mode: this.spec.policy.fencingMode, previousMode: previous?.mode },
       {
         nodeId: to,
         previousNodeId: previous?.nodeId,
@@ -372,6 +452,7 @@ export class ChainSupervisor {
     );
     this.emit({ kind: 'leader-changed', chainId: this.chainId, from: previous?.nodeId, to, term, reason });
     this.leases.newTerm();
+    written(term);
     this.storeDirty = true;
     this.dirty = true;
     // Tell every other node about the new term at once: a node that has seen it refuses the old
@@ -386,7 +467,7 @@ export class ChainSupervisor {
     await Promise.all(
       nodeIds.map(async (id) => {
         try {
-          await this.deps.nodes.stop(this.node(id), term, reason);
+          await this.nodes.stop(this.node(id), term, reason);
         } catch (err) {
           this.deps.log.debug({ chain: this.chainId, node: id, err: String(err) }, 'stop failed');
         }
@@ -394,22 +475,56 @@ export class ChainSupervisor {
     );
   }
 
+  /** A new term for the same active in the chain's new fencing mode; it is stopped under it first. */
+  private async switchMode(nodeId: string, from: Term, mode: FencingMode): Promise<void> {
+    const previous = this.state?.leader;
+    if (!previous || previous.term !== from || previous.nodeId !== nodeId) return;
+    const term = await this.writeLeader(previous, nodeId, `fencing mode ${previous.mode} -> ${mode}: ${this.lastReason}`, undefined, 'mode-switch');
+    await this.stopNodes([nodeId], term, `fencing mode ${previous.mode} -> ${mode}`);
+  }
+
+  /**
+   * A commit-mode term continues from the recorded head exactly, but a node may hold blocks it
+   * published under an older lease-mode term that were never recorded (a mode switch). Once the
+   * node has stopped under this term its head is final: record it, then start. Until then, stop it.
+   * True when the node may be started now.
+   */
+  private async settleHeadForCommit(nodeId: string, term: Term): Promise<boolean> {
+    const report = this.observations.get(nodeId)?.report;
+    const recorded = this.state?.head?.number ?? 0;
+    if (!report || report.headNumber <= recorded) return true;
+    if (report.producing || report.highestTerm < term) {
+      await this.stopNodes([nodeId], term, `stop at a final head before term ${term} in commit mode`);
+      this.probeNow();
+      return false;
+    }
+    await this.recordHead(nodeId, report.headNumber, report.headHash);
+    return true;
+  }
+
   private async startLeader(nodeId: string, term: Term): Promise<void> {
     const ttlMs = this.spec.policy.leaseTtlMs;
-    const sentAt = this.grantSent(nodeId);
+    const mode = this.leaderMode();
+    if (mode === 'commit' && !(await this.settleHeadForCommit(nodeId, term))) return;
+    const sentAt = this.grantSent(nodeId, mode);
     try {
-      await this.deps.nodes.start(this.node(nodeId), {
+      // In commit mode the head was read after the term was written, when no older term could
+      // commit any more: it is exact, and the node continues from it.
+      await this.change.start(term, () => this.nodes.start(this.node(nodeId), {
         chainId: this.chainId,
         term,
         ttlMs,
         head: this.state?.head,
         reason: this.lastReason,
-      });
+        mode,
+      }));
       this.leases.confirmed(sentAt);
+      this.change.started(term);
       this.deps.log.info({ chain: this.chainId, node: nodeId, term: term.toString(), head: this.state?.head?.number }, 'leader started');
     } catch (err) {
       if (isBatonError(err, 'ALREADY_ACTIVE')) {
         this.leases.confirmed(sentAt);
+        this.change.started(term);
         return;
       }
       this.deps.log.warn({ chain: this.chainId, node: nodeId, term: term.toString(), err: String(err) }, 'start refused');
@@ -418,9 +533,9 @@ export class ChainSupervisor {
   }
 
   private async renew(nodeId: string, term: Term): Promise<void> {
-    const sentAt = this.grantSent(nodeId);
+    const sentAt = this.grantSent(nodeId, this.leaderMode());
     try {
-      await this.deps.nodes.renew(this.node(nodeId), term, this.spec.policy.leaseTtlMs);
+      await this.nodes.renew(this.node(nodeId), term, this.spec.policy.leaseTtlMs);
       this.leases.confirmed(sentAt);
     } catch (err) {
       this.deps.log.warn({ chain: this.chainId, node: nodeId, term: term.toString(), err: String(err) }, 'renewal failed');
@@ -431,8 +546,13 @@ export class ChainSupervisor {
     }
   }
 
-  private grantSent(nodeId: string): number {
-    return this.leases.sent(nodeId, this.now(), this.spec.policy.leaseTtlMs);
+  private grantSent(nodeId: string, mode: FencingMode): number {
+    return this.leases.sent(nodeId, this.now(), this.spec.policy.leaseTtlMs, mode);
+  }
+
+  /** The fencing mode of the current term (its leader record's), which its grants carry. */
+  private leaderMode(): FencingMode {
+    return this.state?.leader?.mode ?? this.spec.policy.fencingMode;
   }
 
   private async recordHead(nodeId: string, headNumber: number, headHash: string): Promise<void> {
@@ -450,13 +570,14 @@ export class ChainSupervisor {
       l1Origin: sameBlock ? (report.headL1Origin ?? '') : '',
       timestamp: sameBlock && report.headTimestamp ? report.headTimestamp : Math.floor(this.deps.clock.wallMs() / 1000),
     };
-    const revision = await this.deps.store.recordHead(this.deps.fence, leader.term, state.headRevision, head);
+    const revision = await this.deps.store.recordHead(this.deps.fence, leader.term, { head: state.head, revision: state.headRevision }, head);
     this.state = { ...state, head, headRevision: revision };
   }
 
   private probeNow(): void {
     if (this.stopped) return;
-    void Promise.all(this.spec.nodes.map((node) => this.probe(node))).finally(() => this.wake());
+    // Probes are not part of the step that asked for them (no Health spans in a failover's trace).
+    void this.change.tracer.outside(() => Promise.all(this.spec.nodes.map((node) => this.probe(node)))).finally(() => this.wake());
   }
 
   private async releaseFailoverSlot(): Promise<void> {

@@ -1,7 +1,8 @@
 // `npm run demo`: a real etcd, two Baton replicas and two chains of three simulated sequencers on
-// this machine. Baton picks the actives; the demo kills one active and shows the failover as it
-// happens, then kills the replica supervising that chain and shows nothing is missed, and ends
-// with the independent checker's verdict over every node's activity log.
+// this machine, chain-a in lease mode and chain-b in commit mode. Baton picks the actives; the demo
+// kills the active of each chain and shows both failovers as they happen, then kills the replica
+// supervising chain-a and shows nothing is missed, and ends with the independent checker's verdict
+// over every node's activity log.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,7 +59,8 @@ async function main(): Promise<number> {
     blockTimeMs: BLOCK_TIME_MS,
     chains: [
       { id: 'chain-a', nodes: ['a1', 'a2', 'a3'], policy: { leaseTtlMs: NODE_LEASE_TTL_MS } },
-      { id: 'chain-b', nodes: ['b1', 'b2', 'b3'], policy: { leaseTtlMs: NODE_LEASE_TTL_MS } },
+      // chain-b runs in commit mode: every block is committed to Baton before it is gossiped.
+      { id: 'chain-b', nodes: ['b1', 'b2', 'b3'], policy: { leaseTtlMs: NODE_LEASE_TTL_MS, fencingMode: 'commit' } },
     ],
     onBatonLine: show,
   });
@@ -81,6 +83,19 @@ async function main(): Promise<number> {
     const firstBlock = await waitFor('the first block of the new term', () =>
       readActivityLog(stack.node('chain-a', next.nodeId).logFile).find((e) => e.ev === 'block' && BigInt(e.term) === next.term), 10_000);
     say(`failover done: ${next.nodeId} made block ${firstBlock.ev === 'block' ? firstBlock.number : '?'} under term ${next.term}, ${firstBlock.t - killedAt} ms after the kill`);
+    say('  (lease mode: the new active may start only once the old node lease cannot be valid any more)');
+
+    // 1b. The same on chain-b, in commit mode: no lease to wait out.
+    const victimB = (await stack.api().getChain('chain-b')).body.leader!.nodeId;
+    const killedBAt = Date.now();
+    await stack.simProcess('chain-b', victimB).kill();
+    say(`killed ${victimB}, the active of chain-b (commit mode), with SIGKILL`);
+    const nextB = await stack.waitForProducingLeader('chain-b', 30_000, victimB);
+    const firstBlockB = await waitFor('the first block of the new term', () =>
+      readActivityLog(stack.node('chain-b', nextB.nodeId).logFile).find((e) => e.ev === 'block' && BigInt(e.term) === nextB.term), 10_000);
+    const committed = (await stack.api().getChain('chain-b')).body.unsafeHead;
+    say(`failover done: ${nextB.nodeId} made block ${firstBlockB.ev === 'block' ? firstBlockB.number : '?'} under term ${nextB.term}, ${firstBlockB.t - killedBAt} ms after the kill`);
+    say(`  (commit mode: ${victimB} could not publish anything without a commit, so no wait; committed head now ${committed?.number} by ${committed?.nodeId})`);
 
     // 2. Kill the replica supervising chain-a: the active must not notice.
     const sup = (await stack.api().getChain('chain-a')).body.supervisor!;

@@ -28,6 +28,8 @@ export interface SimNodeSpec {
   lagBlocks?: number;
   /** Peers in other processes; nodes of the chain in the same process are peered anyway. */
   peers?: string[];
+  /** Baton's gRPC endpoints, for commit mode. */
+  baton?: string[];
 }
 
 export interface StartSimOptions {

@@ -5,8 +5,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChainPolicy } from '../core/chain.js';
-import { startBaton, type BatonApi, type BatonProcess, type ChainViewJson } from './baton.js';
+import { startBaton, type BatonApi, type BatonProcess, type ChainViewJson, type DevSecurity } from './baton.js';
+import { CertificateAuthority } from './certs.js';
 import { EtcdCluster } from './etcd.js';
+import { freePort } from './ports.js';
 import { waitFor } from './process.js';
 import { startSim, wirePeers, type SimNodeHandle, type SimProcess } from './sim.js';
 
@@ -27,6 +29,41 @@ export interface StackOptions {
   /** Merged into every replica's config file. */
   readonly batonConfig?: Record<string, unknown>;
   readonly onBatonLine?: (replicaId: string, line: string) => void;
+  /** Added to every replica's environment (e.g. OTEL_EXPORTER_OTLP_ENDPOINT for a test's receiver). */
+  readonly batonEnv?: Record<string, string>;
+  /**
+   * mTLS on the REST and gRPC APIs with throwaway certificates (openssl, in `dir`/certs): the
+   * stack's own client is `admin` with every operator role. The simulated nodes serve plaintext,
+   * so the node channel runs with security.insecureNodeChannel. Default: insecure dev mode.
+   */
+  readonly tls?: boolean;
+  /**
+   * The endpoint Baton is told for a node (default: the node's own address). Drills put a TCP
+   * proxy there to cut a node off from Baton while its peers still reach it directly.
+   */
+  readonly endpointFor?: (chain: string, node: string, address: string) => Promise<string>;
+}
+
+/** The CA and the certificates of a stack started with `tls`. */
+export interface StackTls {
+  readonly ca: CertificateAuthority;
+  readonly security: DevSecurity;
+}
+
+/** A CA, a server certificate for the replicas and an all-roles `admin` client certificate. */
+export function mintStackTls(dir: string): StackTls {
+  const ca = CertificateAuthority.create(dir);
+  const server = ca.issue('baton-replica', { cn: 'baton-replica', usage: 'both' });
+  const admin = ca.issue('admin', { cn: 'admin', usage: 'client' });
+  return {
+    ca,
+    security: {
+      server: { caFile: ca.caFile, ...server },
+      client: { caFile: ca.caFile, ...admin },
+      bindings: [{ principal: 'admin', roles: ['viewer', 'operator', 'admin', 'breakglass'] }],
+      insecureNodeChannel: true,
+    },
+  };
 }
 
 /** Timings that keep scenario tests short while staying consistent (see docs/benchmarks.md). */
@@ -52,30 +89,42 @@ interface SimEntry {
 }
 
 export class DevStack {
+  private readonly grpcPorts = new Map<string, number>();
+
   private constructor(
     readonly opts: StackOptions,
     readonly etcd: EtcdCluster,
     private readonly sims: SimEntry[],
     readonly replicas: BatonProcess[],
+    readonly tls: StackTls | undefined,
   ) {}
 
   static async start(opts: StackOptions): Promise<DevStack> {
     mkdirSync(opts.dir, { recursive: true });
     const etcd = await EtcdCluster.start({ members: opts.etcdMembers ?? 1 });
-    const stack = new DevStack(opts, etcd, [], []);
+    const stack = new DevStack(opts, etcd, [], [], opts.tls ? mintStackTls(join(opts.dir, 'certs')) : undefined);
     try {
       const blockTimeMs = opts.blockTimeMs ?? 200;
+      // Nodes commit to Baton in commit mode, so they are told its gRPC addresses at start: each
+      // replica gets its port now and keeps it across restarts.
+      for (let i = 0; i < opts.replicas; i++) stack.grpcPorts.set(`r${i + 1}`, await freePort());
+      const baton = [...stack.grpcPorts.values()].map((p) => `127.0.0.1:${p}`);
       for (const chain of opts.chains) {
         const procs = await Promise.all(
-          chain.nodes.map((node) => startSim({ logDir: join(opts.dir, 'sim'), nodes: [{ chain: chain.id, node, blockTimeMs }] })),
+          chain.nodes.map((node) => startSim({ logDir: join(opts.dir, 'sim'), nodes: [{ chain: chain.id, node, blockTimeMs, baton }] })),
         );
         chain.nodes.forEach((node, i) => stack.sims.push({ chain: chain.id, node, process: procs[i]! }));
         await wirePeers(procs.map((p) => p.nodes[0]!));
       }
       for (let i = 0; i < opts.replicas; i++) await stack.startReplica(`r${i + 1}`);
       for (const chain of opts.chains) {
+        const endpoint = (node: string): Promise<string> | string => {
+          const address = stack.node(chain.id, node).address;
+          return opts.endpointFor ? opts.endpointFor(chain.id, node, address) : address;
+        };
+        const endpoints = await Promise.all(chain.nodes.map(endpoint));
         const res = await stack.api().putChain(chain.id, {
-          nodes: chain.nodes.map((node) => ({ id: node, endpoint: stack.node(chain.id, node).address, zone: `z-${node}` })),
+          nodes: chain.nodes.map((node, i) => ({ id: node, endpoint: endpoints[i]!, zone: `z-${node}` })),
           policy: { blockTimeMs, ...chain.policy },
         });
         if (res.status >= 300) throw new Error(`PUT /v1/chains/${chain.id}: ${res.status} ${JSON.stringify(res.body)}`);
@@ -93,12 +142,20 @@ export class DevStack {
       replicaId,
       etcd: this.etcd.endpoints,
       dir: this.opts.dir,
+      grpcPort: this.grpcPorts.get(replicaId),
       config: this.opts.batonConfig,
+      security: this.tls?.security,
+      env: this.opts.batonEnv,
       onLine: (line) => this.opts.onBatonLine?.(replicaId, line),
     });
     if (existing >= 0) this.replicas[existing] = replica;
     else this.replicas.push(replica);
     return replica;
+  }
+
+  /** Baton's gRPC addresses, as nodes are told them (commit mode). */
+  batonEndpoints(): string[] {
+    return [...this.grpcPorts.values()].map((p) => `127.0.0.1:${p}`);
   }
 
   replica(replicaId: string): BatonProcess {

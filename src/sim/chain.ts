@@ -21,13 +21,16 @@ export function genesisHashOf(chainId: string): Buffer {
   return createHash('sha256').update(`genesis:${chainId}`).digest();
 }
 
-/** sha256(parent ‖ number u64be ‖ term u64be ‖ node id ‖ time ms u64be). */
+/**
+ * sha256(parent ‖ number u64be ‖ term u64be ‖ node id ‖ time s u64be). Whole seconds, as in the
+ * unsafe head Baton records, so a node can rebuild a committed block from that head alone.
+ */
 export function blockHash(parent: Buffer, number: number, term: bigint, nodeId: string, timeMs: number): Buffer {
   const nums = Buffer.alloc(16);
   nums.writeBigUInt64BE(BigInt(number), 0);
   nums.writeBigUInt64BE(term, 8);
   const time = Buffer.alloc(8);
-  time.writeBigUInt64BE(BigInt(timeMs));
+  time.writeBigUInt64BE(BigInt(Math.floor(timeMs / 1000)));
   return createHash('sha256').update(parent).update(nums).update(nodeId, 'utf8').update(time).digest();
 }
 

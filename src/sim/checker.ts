@@ -3,7 +3,7 @@
 // Pure: the CLI (cli/check.ts) reads and parses the files, this module only judges entries.
 import type { ActivityEntry } from './activity.js';
 
-export const VIOLATION_KINDS = ['OVERLAP', 'FORK', 'BAD_PARENT', 'TERM_DECREASE', 'AFTER_LEASE'] as const;
+export const VIOLATION_KINDS = ['OVERLAP', 'FORK', 'BAD_PARENT', 'TERM_DECREASE', 'AFTER_LEASE', 'STALE_PUBLISH'] as const;
 export type ViolationKind = (typeof VIOLATION_KINDS)[number];
 
 export interface ActivityLog {
@@ -47,7 +47,9 @@ export interface CheckReport {
   byKind: Record<ViolationKind, number>;
 }
 
-type BlockEntry = Extract<ActivityEntry, { ev: 'block' }>;
+// A block made available to peers: made by the logging node, or (commit mode) adopted by it from the
+// committed head because its producer never sent it.
+type BlockEntry = Extract<ActivityEntry, { ev: 'block' | 'adopt' }>;
 interface Located<E extends ActivityEntry = ActivityEntry> {
   e: E;
   file: string;
@@ -109,7 +111,7 @@ function groupByChain(logs: ActivityLog[]): Map<string, ChainLogs> {
       let stream = c.streams.get(e.node);
       if (!stream) c.streams.set(e.node, (stream = []));
       stream.push(located);
-      if (e.ev === 'block') addBlock(c.heights, located as Block);
+      if (e.ev === 'block' || e.ev === 'adopt') addBlock(c.heights, located as Block);
     });
   }
   return chains;
@@ -124,11 +126,13 @@ function addBlock(heights: Map<number, Block[]>, block: Block): void {
 function checkChain(chain: string, c: ChainLogs, heights: number[]): Violation[] {
   const intervals: Interval[] = [];
   const afterLease: Violation[] = [];
+  const commitStarts: Located<CommitStart>[] = [];
   for (const [node, stream] of c.streams) {
     stream.sort((a, b) => a.e.t - b.e.t); // stable: same-ms entries keep their file order
     const replay = replayNode(chain, node, stream);
     intervals.push(...replay.intervals);
     afterLease.push(...replay.afterLease);
+    for (const l of stream) if (l.e.ev === 'active-from' && l.e.mode === 'commit') commitStarts.push(l as Located<CommitStart>);
   }
   return [
     ...overlaps(chain, intervals),
@@ -136,7 +140,33 @@ function checkChain(chain: string, c: ChainLogs, heights: number[]): Violation[]
     ...badParents(chain, c.heights, heights),
     ...termDecreases(chain, c.heights, heights),
     ...afterLease,
+    ...stalePublishes(chain, c.heights, commitStarts),
   ];
+}
+
+type CommitStart = Extract<ActivityEntry, { ev: 'active-from' }>;
+
+// Commit mode: a term's first active starts from the exact committed head h. A block of an older
+// term above h was never committed (its commit could only have failed), so it must never have
+// reached anyone: the old active may keep its lease for a while, but not publish.
+function stalePublishes(chain: string, byHeight: Map<number, Block[]>, starts: Located<CommitStart>[]): Violation[] {
+  const out: Violation[] = [];
+  for (const start of starts) {
+    const term = BigInt(start.e.term);
+    for (const [h, recs] of byHeight) {
+      if (h <= start.e.head) continue;
+      for (const b of recs) {
+        if (BigInt(b.e.term) >= term) continue;
+        out.push({
+          kind: 'STALE_PUBLISH',
+          chain,
+          message: `${describe(b)} was published above head ${start.e.head}, where term ${start.e.term} began (${where(start)}) in commit mode`,
+          evidence: [blockEvidence(b), { node: start.e.node, at: where(start), t: start.e.t, term: start.e.term, height: start.e.head }],
+        });
+      }
+    }
+  }
+  return out;
 }
 
 // Replays one node's log in time order: its producing intervals (for OVERLAP) and, at each block,
@@ -146,7 +176,7 @@ function replayNode(chain: string, node: string, stream: Located[]) {
   const afterLease: Violation[] = [];
   const leases = new Map<bigint, Lease>();
   const lastT = stream.length > 0 ? stream[stream.length - 1]!.e.t : 0;
-  let open: { term: bigint; t: number; at: string } | undefined;
+  let open: { term: bigint; t: number; at: string; commit: boolean } | undefined;
 
   // A producing interval ends at the first of: its explicit end, its lease's expiry, end of log.
   const close = (by?: Located) => {
@@ -157,7 +187,9 @@ function replayNode(chain: string, node: string, stream: Located[]) {
       [until, endedBy] = [lease.expiresAt, `lease expiry of ${where(lease.grant)}`];
     }
     until ??= lastT;
-    if (until > open.t) intervals.push({ node, at: open.at, t: open.t, term: `${open.term}`, until, endedBy });
+    // A commit-mode interval publishes nothing its term did not commit first: overlapping it is
+    // what commit mode allows (STALE_PUBLISH judges its blocks instead).
+    if (until > open.t && !open.commit) intervals.push({ node, at: open.at, t: open.t, term: `${open.term}`, until, endedBy });
     open = undefined;
   };
 
@@ -182,7 +214,7 @@ function replayNode(chain: string, node: string, stream: Located[]) {
       }
       case 'active-from':
         close(located);
-        open = { term: BigInt(e.term), t: e.t, at: where(located) };
+        open = { term: BigInt(e.term), t: e.t, at: where(located), commit: e.mode === 'commit' };
         break;
       case 'block': {
         const why = leaseProblem(leases.get(BigInt(e.term)), e);

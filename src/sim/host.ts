@@ -2,6 +2,7 @@
 // activity log. Nodes of the same chain hosted together are peered with each other at start.
 import type { Logger } from '../adapters/telemetry/log.js';
 import { ActivityLog, activityLogPath } from './activity-log.js';
+import { GrpcHeadCommitter } from './committer.js';
 import { SimNode } from './node.js';
 import { PeerNetwork } from './peers.js';
 import { serveNode, type NodeServer } from './server.js';
@@ -17,8 +18,12 @@ export interface HostedNodeSpec {
   genesisHash: Buffer;
   version: string;
   lagBlocks: number;
+  /** UNSAFE, negative controls only (BATON_UNSAFE_FAULTS=accept-lower-terms). */
+  unsafeAcceptLowerTerms?: boolean;
   /** Peers in other processes (host:port); nodes of the chain in this process are added. */
   peers: string[];
+  /** Baton's gRPC endpoints (host:port), where a commit-mode node commits its blocks. */
+  baton: string[];
 }
 
 export interface HostedNodeInfo {
@@ -58,12 +63,14 @@ export class SimHost {
           blockTimeMs: spec.blockTimeMs,
           followIntervalMs: spec.followIntervalMs,
           lagBlocks: spec.lagBlocks,
+          unsafeAcceptLowerTerms: spec.unsafeAcceptLowerTerms,
         },
         {
           log: new ActivityLog(activityLogPath(logDir, spec.chain, spec.node)),
           transport: network,
           logger: logger.child({ component: 'sim-node', chain: spec.chain, node: spec.node }),
           onCrash: () => host.onCrash(),
+          committer: spec.baton.length > 0 ? new GrpcHeadCommitter(spec.baton) : undefined,
         },
       );
       hosted.push({ spec, node });

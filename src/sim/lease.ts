@@ -16,6 +16,8 @@ export interface Lease {
   nextBlockAt: number;
   /** The handoff ticket that made the node active, if any (to answer a retried CompleteHandoff). */
   ticket: Buffer | undefined;
+  /** `commit`: every block is committed to Baton before it leaves the node. */
+  mode: 'lease' | 'commit';
 }
 
 // setTimeout's largest delay; a longer lease re-arms when the timer fires.
@@ -29,7 +31,7 @@ export class LeaseClock {
   constructor(private readonly onLapse: () => void) {}
 
   /** A lease from now; its first block is due `firstBlockInMs` from now. */
-  grant(term: bigint, ttlMs: number, firstBlockInMs: number, ticket: Buffer | undefined): Lease {
+  grant(term: bigint, ttlMs: number, firstBlockInMs: number, ticket: Buffer | undefined, mode: Lease['mode'] = 'lease'): Lease {
     const mono = performance.now();
     const wall = Date.now();
     const lease: Lease = {
@@ -39,6 +41,7 @@ export class LeaseClock {
       expiresMono: mono + ttlMs,
       nextBlockAt: mono + Math.max(0, firstBlockInMs),
       ticket,
+      mode,
     };
     this.current = lease;
     this.arm();

@@ -9,6 +9,7 @@ import { BatonError } from '../core/errors.js';
 import { tokenToTerm } from '../core/term.js';
 import { Faults, type InspectResponse } from '../gen/baton/sim/v1/sim.js';
 import {
+  FencingMode,
   HandoffTicket,
   type CompleteHandoffRequest,
   type CompleteHandoffResponse,
@@ -25,7 +26,8 @@ import {
 } from '../gen/evnode/admin/v1/control.js';
 import type { ActivityEntry, ActiveUntilReason } from './activity.js';
 import type { ActivityLog } from './activity-log.js';
-import { BlockChain, type SimBlock, unsafeHeadOf } from './chain.js';
+import { blockHash, BlockChain, type SimBlock, unsafeHeadOf } from './chain.js';
+import type { CommitOutcome, HeadCommitter } from './committer.js';
 import { FollowLoop, type Reorg } from './follower.js';
 import { LeaseClock, type Lease } from './lease.js';
 import { BlockProducer } from './producer.js';
@@ -40,6 +42,8 @@ export interface SimNodeConfig {
   followIntervalMs: number;
   /** Initial `lag_blocks` fault. */
   lagBlocks: number;
+  /** UNSAFE, negative controls only: take commands of terms lower than the highest seen. */
+  unsafeAcceptLowerTerms?: boolean;
 }
 
 /** How a node reaches its peers' SimService (gRPC, or directly when they share the process). */
@@ -54,6 +58,8 @@ export interface SimNodeDeps {
   logger: Logger;
   /** Called once when the `crash` fault is set, after the node went silent. */
   onCrash(node: SimNode): void;
+  /** Commit mode: where blocks are committed before they leave the node. */
+  committer?: HeadCommitter;
 }
 
 type NodeState = 'running' | 'stopped' | 'crashed';
@@ -88,6 +94,8 @@ export class SimNode {
       stalled: () => this.faults.stall,
       push: (blocks, deadlineMs) => this.pushToPeers(blocks, deadlineMs),
       logBlock: (b) => this.logBlock(b),
+      commit: (b, deadlineMs) => this.commitBlock(b, deadlineMs),
+      onFenced: (lease, outcome) => this.onCommitFenced(lease, outcome),
     });
     this.record({ ev: 'start', version: config.version, genesis: config.genesisHash.toString('hex') });
     this.follower = new FollowLoop({
@@ -117,13 +125,17 @@ export class SimNode {
   startSequencer(req: StartSequencerRequest): StartSequencerResponse {
     return this.fenced('StartSequencer', req.leaseToken, (term) => {
       const ttlMs = leaseTtlMs(req.leaseTtlMs);
-      refuseStale(term, this.highestTerm);
+      refuseStale(term, this.highestTerm, this.config.unsafeAcceptLowerTerms);
       requireAddressee(req, this.reportedIdentity().chainId, this.config.nodeId);
-      if (req.unsafe) requireHeadAtLeast(this.chain, Number(req.unsafe.l2Number), req.unsafe.l2Hash);
+      const mode = modeOf(req.fencingMode);
       if (this.lease?.term === term && this.clock.valid(this.lease)) {
         throw new BatonError('ALREADY_ACTIVE', `already active under term ${term}`);
       }
-      this.activate(term, ttlMs, undefined);
+      // Commit mode: the recorded head is exact. A committed block that never left its producer
+      // (it stopped or died between commit and gossip) is one past this node's head: adopt it.
+      if (req.unsafe && mode === 'commit') this.adoptCommitted(req.unsafe);
+      if (req.unsafe) requireHeadAtLeast(this.chain, Number(req.unsafe.l2Number), req.unsafe.l2Hash);
+      this.activate(term, ttlMs, undefined, mode);
       return {
         activated: true,
         term: { term, leaderId: this.config.nodeId },
@@ -135,7 +147,7 @@ export class SimNode {
 
   stopSequencer(req: StopSequencerRequest): StopSequencerResponse {
     return this.fenced('StopSequencer', req.leaseToken, (term) => {
-      refuseStale(term, this.highestTerm);
+      refuseStale(term, this.highestTerm, this.config.unsafeAcceptLowerTerms);
       this.raiseHighest(term);
       if (this.lease) this.deactivate(this.clock.valid(this.lease) ? 'stopped' : 'lease-expired');
       return { stopped: true, unsafe: unsafeHeadOf(this.chain.head), highestTerm: this.highestTerm };
@@ -144,9 +156,12 @@ export class SimNode {
 
   prepareHandoff(req: PrepareHandoffRequest): PrepareHandoffResponse {
     return this.fenced('PrepareHandoff', req.leaseToken, (term) => {
-      refuseStale(term, this.highestTerm);
+      refuseStale(term, this.highestTerm, this.config.unsafeAcceptLowerTerms);
       if (this.prepared?.term === term) return this.prepared.response; // a retry gets the same ticket
       this.requireActive(term);
+      // Commit mode: a block whose commit has not answered may be committed already; a ticket for
+      // the head below it would hand the target a head behind the committed one.
+      if (this.producer.committing) throw new BatonError('UNAVAILABLE', 'a block is being committed; ask again once it is done');
       this.raiseHighest(term);
       this.deactivate('handoff');
       const head = this.chain.head;
@@ -175,7 +190,7 @@ export class SimNode {
       if (term <= ticket.term) {
         throw new BatonError('STALE_TERM', `stale term ${term}: must be greater than the ticket's term ${ticket.term}`);
       }
-      refuseStale(term, this.highestTerm);
+      refuseStale(term, this.highestTerm, this.config.unsafeAcceptLowerTerms);
       const respond = (): CompleteHandoffResponse => ({
         activated: true,
         term: { term, leaderId: this.config.nodeId },
@@ -186,7 +201,7 @@ export class SimNode {
         throw new BatonError('ALREADY_ACTIVE', `already active under term ${term}`);
       }
       requireHeadExactly(this.chain, Number(ticket.l2Number), ticket.l2Hash);
-      this.activate(term, ttlMs, Buffer.from(req.handoffTicket));
+      this.activate(term, ttlMs, Buffer.from(req.handoffTicket), modeOf(req.fencingMode));
       return respond();
     });
   }
@@ -194,7 +209,7 @@ export class SimNode {
   renewLease(req: RenewLeaseRequest): RenewLeaseResponse {
     return this.fenced('RenewLease', req.leaseToken, (term) => {
       const ttlMs = leaseTtlMs(req.leaseTtlMs);
-      refuseStale(term, this.highestTerm);
+      refuseStale(term, this.highestTerm, this.config.unsafeAcceptLowerTerms);
       const lease = this.requireActive(term);
       this.raiseHighest(term);
       this.clock.extend(lease, ttlMs);
@@ -324,16 +339,16 @@ export class SimNode {
 
   // ---- activity -------------------------------------------------------------------------------
 
-  private activate(term: bigint, ttlMs: number, ticket: Buffer | undefined): void {
+  private activate(term: bigint, ttlMs: number, ticket: Buffer | undefined, mode: Lease['mode']): void {
     if (this.lease) this.deactivate(this.clock.valid(this.lease) ? 'superseded' : 'lease-expired');
     this.raiseHighest(term);
     this.prepared = undefined;
-    const lease = this.clock.grant(term, ttlMs, this.firstBlockInMs(), ticket);
+    const lease = this.clock.grant(term, ttlMs, this.firstBlockInMs(), ticket, mode);
     this.lease = lease;
     const termStr = term.toString();
     this.record({ ev: 'lease-granted', term: termStr, ttlMs, expiresAt: lease.expiresAt }, lease.grantedAt);
-    this.record({ ev: 'active-from', term: termStr, head: this.chain.height }, lease.grantedAt);
-    this.deps.logger.info({ term: termStr, head: this.chain.height, ttlMs }, 'active');
+    this.record({ ev: 'active-from', term: termStr, head: this.chain.height, ...(mode === 'commit' ? { mode } : {}) }, lease.grantedAt);
+    this.deps.logger.info({ term: termStr, head: this.chain.height, ttlMs, mode }, 'active');
     this.producer.start(lease);
   }
 
@@ -360,6 +375,43 @@ export class SimNode {
     this.deps.logger.info({ term, head: this.chain.height, reason }, 'inactive');
     this.lease = undefined;
     this.clock.disarm();
+  }
+
+  /** Appends the committed head `unsafe` when it is exactly the next block of this node's chain. */
+  private adoptCommitted(unsafe: NonNullable<StartSequencerRequest['unsafe']>): void {
+    const number = Number(unsafe.l2Number);
+    const head = this.chain.head;
+    if (number !== head.number + 1 || !head.hash.equals(unsafe.l2ParentHash)) return;
+    const block: SimBlock = {
+      number,
+      hash: Buffer.from(unsafe.l2Hash),
+      parent: head.hash,
+      term: unsafe.term,
+      nodeId: unsafe.nodeId,
+      timeMs: Number(unsafe.timestamp) * 1000,
+      l1Origin: unsafe.l1Origin,
+    };
+    if (!block.hash.equals(blockHash(block.parent, number, block.term, block.nodeId, block.timeMs))) return;
+    this.chain.append(block);
+    this.record(
+      { ev: 'adopt', term: block.term.toString(), number, hash: block.hash.toString('hex'), parent: block.parent.toString('hex'), from: block.nodeId },
+      Date.now(),
+    );
+    this.deps.logger.info({ number, from: block.nodeId }, 'adopted the committed head');
+  }
+
+  private async commitBlock(block: SimBlock, deadlineMs: number): Promise<CommitOutcome> {
+    const committer = this.deps.committer;
+    if (!committer) return { kind: 'retry', reason: 'commit mode without a Baton endpoint (--baton)' };
+    return committer.commit(this.config.chainId, block, deadlineMs);
+  }
+
+  /** Baton refused a commit: the term is over (or the block is wrong). Stop producing at once. */
+  private onCommitFenced(lease: Lease, outcome: Extract<CommitOutcome, { kind: 'fenced' }>): void {
+    if (this.state !== 'running' || this.lease !== lease) return;
+    this.record({ ev: 'rejected', rpc: 'CommitUnsafeHead', term: lease.term.toString(), code: outcome.code, reason: outcome.reason });
+    this.deps.logger.warn({ term: lease.term.toString(), code: outcome.code, reason: outcome.reason }, 'commit refused; stopping');
+    this.deactivate('fenced');
   }
 
   private onLeaseLapsed(): void {
@@ -440,4 +492,8 @@ export class SimNode {
       version: f.version || this.config.version,
     };
   }
+}
+
+function modeOf(mode: FencingMode): Lease['mode'] {
+  return mode === FencingMode.FENCING_MODE_COMMIT ? 'commit' : 'lease';
 }

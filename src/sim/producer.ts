@@ -2,8 +2,11 @@
 // while the lease holds. Order per block: make it, push it to the peers, then log it: a block is
 // logged only once it has left the node, so a SIGKILL can leave a block unlogged at its producer
 // (a gap) but never logged and unseen by the peers (which would become a fork after a failover).
+// Under a commit-mode lease the block is committed to Baton first and only then appended, pushed and
+// logged; a fenced commit drops it and ends production, a commit Baton did not answer is retried.
 import { performance } from 'node:perf_hooks';
 import type { BlockChain, SimBlock } from './chain.js';
+import type { CommitOutcome } from './committer.js';
 import type { Lease, LeaseClock } from './lease.js';
 
 export interface ProducerDeps {
@@ -16,6 +19,10 @@ export interface ProducerDeps {
   /** Pushes to every peer; settles within `deadlineMs`, never rejects. */
   push(blocks: SimBlock[], deadlineMs: number): Promise<void>;
   logBlock(block: SimBlock): void;
+  /** Commit mode: commits the block to Baton (settles within `deadlineMs`, never rejects). */
+  commit(block: SimBlock, deadlineMs: number): Promise<CommitOutcome>;
+  /** Commit mode: Baton refused the block; the node must stop producing under this lease. */
+  onFenced(lease: Lease, outcome: Extract<CommitOutcome, { kind: 'fenced' }>): void;
 }
 
 interface InFlight {
@@ -23,14 +30,24 @@ interface InFlight {
   logged: boolean;
 }
 
+/** How long one commit may take; it is retried (same block) while the lease allows. */
+const COMMIT_DEADLINE_MS = 250;
+const COMMIT_RETRY_MS = 25;
+
 export class BlockProducer {
   /** Blocks made since the node started. */
   produced = 0;
   private lease: Lease | undefined;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: InFlight | undefined;
+  private commitMarker: InFlight | undefined;
 
   constructor(private readonly deps: ProducerDeps) {}
+
+  /** Commit mode: a block is on its way to Baton (its outcome is not known yet). */
+  get committing(): boolean {
+    return this.inFlight !== undefined && this.inFlight === this.commitMarker;
+  }
 
   /** The peers' deadline for a pushed block: min(100 ms, block time / 2). */
   get pushDeadlineMs(): number {
@@ -80,11 +97,53 @@ export class BlockProducer {
     const timeMs = Date.now();
     // Only a block whose push can finish before the lease ends: once a lease is over, each of its
     // blocks is logged and at the peers (or its push failed), none is still on its way.
-    if (this.deps.stalled() || !this.deps.clock.validFor(lease, this.pushDeadlineMs, now, timeMs)) {
+    const budgetMs = lease.mode === 'commit' ? COMMIT_DEADLINE_MS + this.pushDeadlineMs : this.pushDeadlineMs;
+    if (this.deps.stalled() || !this.deps.clock.validFor(lease, budgetMs, now, timeMs)) {
       this.schedule();
       return;
     }
     const block = this.deps.chain.next(lease.term, this.deps.nodeId, timeMs);
+    if (lease.mode === 'commit') {
+      void this.commitThenPublish(lease, block);
+      return;
+    }
+    this.publish(block);
+  }
+
+  /**
+   * Commit mode: nothing leaves the node before Baton has committed it. The block is not part of
+   * the node's chain until then, so a dropped block leaves no trace; if the node stops while the
+   * commit is on its way and it succeeded anyway, the committed head is exact and the next active
+   * continues from it (node.ts adopts it on start).
+   */
+  private async commitThenPublish(lease: Lease, block: SimBlock): Promise<void> {
+    const marker: InFlight = { block, logged: true }; // holds the slot; not logged by stop()
+    this.inFlight = marker;
+    this.commitMarker = marker;
+    for (;;) {
+      const outcome = await this.deps.commit(block, COMMIT_DEADLINE_MS);
+      if (this.inFlight !== marker || this.lease !== lease) return; // stopped meanwhile: dropped
+      if (outcome.kind === 'committed') break;
+      if (outcome.kind === 'fenced') {
+        this.inFlight = undefined;
+        this.deps.onFenced(lease, outcome);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, COMMIT_RETRY_MS));
+      if (this.inFlight !== marker || this.lease !== lease) return;
+      if (!this.deps.clock.validFor(lease, COMMIT_DEADLINE_MS + this.pushDeadlineMs, performance.now(), Date.now())) {
+        // The lease ends before another commit and push could finish: keep the block back. It may
+        // still have been committed by an earlier try; then the next active continues from it.
+        this.inFlight = undefined;
+        return;
+      }
+    }
+    this.inFlight = undefined;
+    // Committed: it belongs to the chain whatever the lease does now, so it is published.
+    this.publish(block);
+  }
+
+  private publish(block: SimBlock): void {
     this.deps.chain.append(block);
     this.produced++;
     const flight: InFlight = { block, logged: false };

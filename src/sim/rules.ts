@@ -10,9 +10,12 @@ export function leaseTtlMs(ms: bigint): number {
   return Number(ms);
 }
 
-/** Fencing: nothing older than the highest term the node has seen. */
-export function refuseStale(term: bigint, highest: bigint): void {
-  if (term < highest) {
+/**
+ * Fencing: nothing older than the highest term the node has seen. `unsafeAcceptLowerTerms` is the
+ * negative control of the drill (BATON_UNSAFE_FAULTS=accept-lower-terms): never set it otherwise.
+ */
+export function refuseStale(term: bigint, highest: bigint, unsafeAcceptLowerTerms = false): void {
+  if (term < highest && !unsafeAcceptLowerTerms) {
     throw new BatonError('STALE_TERM', `stale term ${term} < highest ${highest}`, {
       term: term.toString(),
       highest: highest.toString(),

@@ -48,7 +48,7 @@ t.test('a clean directory: exit 0, counts in the final JSON line', async (t) => 
     nodes: 2,
     blocks: 15,
     violations: 0,
-    by_kind: { OVERLAP: 0, FORK: 0, BAD_PARENT: 0, TERM_DECREASE: 0, AFTER_LEASE: 0 },
+    by_kind: { OVERLAP: 0, FORK: 0, BAD_PARENT: 0, TERM_DECREASE: 0, AFTER_LEASE: 0, STALE_PUBLISH: 0 },
     gaps: 0,
     max_height: 15,
     truncated_lines: 0,

@@ -30,6 +30,7 @@ t.test('bad configuration exits 2 and names the field', async (t) => {
     'contradiction.json': JSON.stringify({ replica: { leaseTtlS: 3, fenceMarginMs: 2000 } }),
     'not-json.json': '{"http":',
     'list.json': '[]',
+    'tls.json': JSON.stringify({ security: { tls: { caFile: 'ca.crt', certFile: 'b.crt', keyFile: 'b.key' } } }),
   });
   const cases: [string, string[], Record<string, string>, RegExp][] = [
     ['port out of range in the file', ['--config', join(dir, 'bad-port.json')], {}, /http\.port/],
@@ -46,6 +47,8 @@ t.test('bad configuration exits 2 and names the field', async (t) => {
     ['--log-level unknown', ['--log-level', 'loud'], {}, /logLevel/],
     ['unknown flag', ['--port', '80'], {}, /--port/],
     ['bad environment variable', [], { BATON_HTTP_PORT: 'eighty' }, /http\.port/],
+    ['neither mTLS files nor --insecure-dev', ['--etcd', NO_ETCD], {}, /security\.tls: .*insecureDev/],
+    ['both mTLS files and --insecure-dev', ['--config', join(dir, 'tls.json'), '--insecure-dev'], {}, /security\.insecureDev/],
   ];
   for (const [name, args, env, names] of cases) {
     const r = serve(args, env);
@@ -60,7 +63,7 @@ t.test('a bad chains file exits 2 and names the field, before touching etcd', as
     'typo.json': JSON.stringify([{ id: 'chain-a', nodes: [{ id: 'n1', endpoint: 'h:1' }], polcy: {} }]),
   });
   for (const [file, names] of [['chains.json', /chains\[0\]: .*policy\.leaseTtlMs/], ['typo.json', /polcy: unknown field/]] as const) {
-    const r = serve(['--etcd', NO_ETCD, '--listen', '127.0.0.1:0', '--chains', join(dir, file)]);
+    const r = serve(['--etcd', NO_ETCD, '--listen', '127.0.0.1:0', '--chains', join(dir, file), '--insecure-dev']);
     t.equal(r.code, 2, `${file}: exit 2 (stderr: ${r.stderr.trim().split('\n')[0]})`);
     t.match(r.stderr, names, `${file}: stderr names the field`);
   }
@@ -70,7 +73,7 @@ t.test('--listen [::1]:PORT is an IPv6 host without brackets', async (t) => {
   // Refused later for the bad chains file, so nothing is started; but the address must have been
   // accepted by the config (the refusal is about the chains file, not http.host).
   const dir = t.testdir({ 'c.json': 'null' });
-  const r = serve(['--etcd', NO_ETCD, '--listen', '[::1]:0', '--chains', join(dir, 'c.json')]);
+  const r = serve(['--etcd', NO_ETCD, '--listen', '[::1]:0', '--chains', join(dir, 'c.json')], { BATON_INSECURE_DEV: 'true' });
   t.equal(r.code, 2);
   t.notMatch(r.stderr, /http\.host/);
   t.match(r.stderr, /chains file/);

@@ -3,7 +3,7 @@
 import type { Test } from 'tap';
 import { DEFAULT_POLICY, type ChainSpec, type TermRecord, type UnsafeHead } from '../../src/core/chain.js';
 import { isBatonError, type ErrorCode } from '../../src/core/errors.js';
-import type { ChainStore, NewLeader, SupervisionFence } from '../../src/core/ports.js';
+import type { ChainStore, NewLeader, RecordedHead, SupervisionFence } from '../../src/core/ports.js';
 import type { Term } from '../../src/core/term.js';
 
 export interface ContractHarness {
@@ -23,6 +23,8 @@ export function specOf(id: string, nodes = ['n1', 'n2']): ChainSpec {
     policy: DEFAULT_POLICY,
   };
 }
+
+const NO_HEAD: RecordedHead = { revision: 0n, head: undefined };
 
 const leaderOf = (nodeId: string, reason = `make ${nodeId} active`, fromHead = 0): NewLeader => ({ nodeId, reason, fromHead, mode: 'lease' });
 
@@ -136,12 +138,12 @@ export function chainStoreContract(t: Test, makeStore: () => Promise<ContractHar
   withStore('a fence whose supervisor key was taken over is FENCED and changes nothing', async (t, h) => {
     const { fence, write } = await supervised(h, 'chain-a');
     const term1 = await write(undefined, 'n1');
-    const headRev = await h.store.recordHead(fence, term1, 0n, headOf(5, term1));
+    const headRev = await h.store.recordHead(fence, term1, NO_HEAD, headOf(5, term1));
     await h.steal('chain-a');
     const before = await h.store.read('chain-a');
     t.not(before?.supervisor, undefined, 'someone supervises the chain');
     await rejectsWith(t, write(term1, 'n2', { nodeId: 'n1', term: term1 }), 'FENCED', 'writeLeader with a deposed fence');
-    await rejectsWith(t, h.store.recordHead(fence, term1, headRev, headOf(6, term1)), 'FENCED', 'recordHead with a deposed fence');
+    await rejectsWith(t, h.store.recordHead(fence, term1, { revision: headRev, head: headOf(5, term1) }, headOf(6, term1)), 'FENCED', 'recordHead with a deposed fence');
     t.same(await h.store.read('chain-a'), before, 'state unchanged');
     t.equal((await h.store.history('chain-a', 10)).length, 1, 'no history entry added');
   });
@@ -149,29 +151,99 @@ export function chainStoreContract(t: Test, makeStore: () => Promise<ContractHar
   withStore('recordHead only moves forward, on the current term and the head it read', async (t, h) => {
     const { fence, write } = await supervised(h, 'chain-a');
     const term1 = await write(undefined, 'n1');
-    const rev1 = await h.store.recordHead(fence, term1, 0n, headOf(10, term1));
+    const rev1 = await h.store.recordHead(fence, term1, NO_HEAD, headOf(10, term1));
+    const at1 = { revision: rev1, head: headOf(10, term1) };
     t.ok(rev1 > term1, 'returns the new head revision');
     let state = await h.store.read('chain-a');
     t.same(state?.head, headOf(10, term1), 'head stored as given, term as bigint');
     t.equal(state?.headRevision, rev1);
 
-    await rejectsWith(t, h.store.recordHead(fence, term1, rev1, headOf(9, term1)), 'CONFLICT', 'lower number');
-    await rejectsWith(t, h.store.recordHead(fence, term1, rev1, headOf(10, term1)), 'CONFLICT', 'equal number');
-    await rejectsWith(t, h.store.recordHead(fence, term1, 0n, headOf(11, term1)), 'CONFLICT', '"no head yet" when there is one');
-    await rejectsWith(t, h.store.recordHead(fence, 0n, rev1, headOf(11, term1)), 'INVALID_ARGUMENT', 'term 0');
-    await rejectsWith(t, h.store.recordHead(fence, term1, rev1, { ...headOf(11, term1), parentHash: 'ff'.repeat(32) }), 'HEAD_MISMATCH', 'next block that does not extend the head');
+    await rejectsWith(t, h.store.recordHead(fence, term1, at1, headOf(9, term1)), 'CONFLICT', 'lower number');
+    await rejectsWith(t, h.store.recordHead(fence, term1, at1, headOf(10, term1)), 'CONFLICT', 'equal number');
+    await rejectsWith(t, h.store.recordHead(fence, term1, NO_HEAD, headOf(11, term1)), 'CONFLICT', '"no head yet" when there is one');
+    await rejectsWith(t, h.store.recordHead(fence, 0n, at1, headOf(11, term1)), 'INVALID_ARGUMENT', 'term 0');
+    await rejectsWith(t, h.store.recordHead(fence, term1, at1, { ...headOf(11, term1), parentHash: 'ff'.repeat(32) }), 'HEAD_MISMATCH', 'next block that does not extend the head');
     t.same(await h.store.read('chain-a'), state, 'refusals changed nothing');
 
-    const rev2 = await h.store.recordHead(fence, term1, rev1, headOf(12, term1));
+    const rev2 = await h.store.recordHead(fence, term1, at1, headOf(12, term1));
+    const at2 = { revision: rev2, head: headOf(12, term1) };
     t.ok(rev2 > rev1, 'a higher head with the read revision is recorded');
-    await rejectsWith(t, h.store.recordHead(fence, term1, rev1, headOf(13, term1)), 'CONFLICT', 'stale head revision');
+    await rejectsWith(t, h.store.recordHead(fence, term1, at1, headOf(13, term1)), 'CONFLICT', 'stale head revision');
 
     const term2 = await write(term1, 'n2', { nodeId: 'n1', term: term1 });
-    await rejectsWith(t, h.store.recordHead(fence, term1, rev2, headOf(13, term1)), 'CONFLICT', 'stale term');
+    await rejectsWith(t, h.store.recordHead(fence, term1, at2, headOf(13, term1)), 'CONFLICT', 'stale term');
     state = await h.store.read('chain-a');
     t.equal(state?.head?.number, 12, 'head unchanged by refusals');
-    const rev3 = await h.store.recordHead(fence, term2, rev2, headOf(13, term2, 'n2'));
+    const rev3 = await h.store.recordHead(fence, term2, at2, headOf(13, term2, 'n2'));
     t.equal((await h.store.read('chain-a'))?.headRevision, rev3, 'current term records');
+  });
+
+  withStore('commitHead: the term holder extends the head one block at a time; stale terms are refused', async (t, h) => {
+    const { write } = await supervised(h, 'chain-a');
+    const term1 = await write(undefined, 'n1');
+    const commit = (nodeId: string, term: Term, head: UnsafeHead) => h.store.commitHead({ chainId: 'chain-a', nodeId, term, head });
+
+    const first = await commit('n1', term1, headOf(1, term1));
+    t.match(first, { duplicate: false, head: headOf(1, term1) }, 'the first head of a chain is committed');
+    const second = await commit('n1', term1, headOf(2, term1));
+    t.ok(second.revision > first.revision, 'each commit is a new revision');
+    t.same((await h.store.read('chain-a'))?.head, headOf(2, term1), 'the committed head is the recorded head');
+
+    const replay = await commit('n1', term1, headOf(2, term1));
+    t.match(replay, { duplicate: true, revision: second.revision }, 'an identical re-commit is idempotent and writes nothing');
+    t.equal((await h.store.read('chain-a'))?.headRevision, second.revision, 'head key untouched by the replay');
+
+    const before = await h.store.read('chain-a');
+    await rejectsWith(t, commit('n1', term1, { ...headOf(3, term1), parentHash: 'ee'.repeat(32) }), 'HEAD_MISMATCH', 'wrong parent');
+    await rejectsWith(t, commit('n1', term1, headOf(4, term1)), 'HEAD_MISMATCH', 'a gap');
+    await rejectsWith(t, commit('n1', term1, { ...headOf(2, term1), hash: 'dd'.repeat(32) }), 'HEAD_MISMATCH', 'another hash at a committed height');
+    await rejectsWith(t, commit('n2', term1, headOf(3, term1, 'n2')), 'NOT_LEADER', 'a node that does not hold the term');
+    await rejectsWith(t, commit('n1', term1, headOf(3, term1, 'n2')), 'INVALID_ARGUMENT', 'a head naming another node');
+    await rejectsWith(t, commit('n1', 0n, headOf(3, 0n)), 'INVALID_ARGUMENT', 'term 0');
+    t.same(await h.store.read('chain-a'), before, 'refusals changed nothing');
+
+    const term2 = await write(term1, 'n2', { nodeId: 'n1', term: term1 });
+    await rejectsWith(t, commit('n1', term1, headOf(3, term1)), 'STALE_TERM', 'the deposed node cannot commit');
+    await rejectsWith(t, commit('n2', term1 + 1n, headOf(3, term1 + 1n, 'n2')), 'STALE_TERM', 'a term that never was');
+    t.equal((await h.store.read('chain-a'))?.head?.number, 2, 'the head stays where the old term left it');
+    const third = await commit('n2', term2, headOf(3, term2, 'n2'));
+    t.same(third.head, headOf(3, term2, 'n2'), 'the new term continues from the exact committed head');
+  });
+
+  withStore('commitHead: concurrent commits for one chain from two nodes leave exactly one lineage', async (t, h) => {
+    const { write } = await supervised(h, 'chain-a');
+    const term1 = await write(undefined, 'n1');
+    const commit = (nodeId: string, term: Term, head: UnsafeHead) => h.store.commitHead({ chainId: 'chain-a', nodeId, term, head });
+    await commit('n1', term1, headOf(1, term1));
+    // n1 races on with its blocks while the supervisor hands the term to n2, which commits its own
+    // block 2 on top of block 1: every height ends up with one hash, of one term.
+    const n1Blocks = [2, 3, 4, 5].map((n) => headOf(n, term1));
+    const n1 = (async () => {
+      const done: number[] = [];
+      for (const b of n1Blocks) {
+        try {
+          await commit('n1', term1, b);
+          done.push(b.number);
+        } catch (err) {
+          t.ok(isBatonError(err, 'STALE_TERM'), `n1 stops at STALE_TERM (block ${b.number})`);
+          break;
+        }
+      }
+      return done;
+    })();
+    const term2 = await write(term1, 'n2', { nodeId: 'n1', term: term1 });
+    const n1Done = await n1;
+    const recorded = (await h.store.read('chain-a'))!.head!;
+    t.equal(recorded.number, 1 + n1Done.length, "the recorded head is n1's last accepted commit");
+    const parallel = await Promise.allSettled([
+      commit('n2', term2, { ...headOf(recorded.number + 1, term2, 'n2'), hash: 'aa'.repeat(32) }),
+      commit('n2', term2, { ...headOf(recorded.number + 1, term2, 'n2'), hash: 'bb'.repeat(32) }),
+      commit('n1', term1, headOf(recorded.number + 1, term1)),
+    ]);
+    t.equal(parallel.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one of three competing blocks at one height is committed');
+    const final = (await h.store.read('chain-a'))!.head!;
+    t.equal(final.number, recorded.number + 1);
+    t.equal(final.term, term2, 'the winner holds the current term');
   });
 
   withStore('history is newest first, with reasons and predecessors', async (t, h) => {
@@ -193,7 +265,7 @@ export function chainStoreContract(t: Test, makeStore: () => Promise<ContractHar
   withStore('deleteChain removes spec, leader, head, supervisor and history', async (t, h) => {
     const { fence, write } = await supervised(h, 'chain-a');
     const term1 = await write(undefined, 'n1');
-    await h.store.recordHead(fence, term1, 0n, headOf(3, term1));
+    await h.store.recordHead(fence, term1, NO_HEAD, headOf(3, term1));
     await h.store.putSpec(specOf('chain-ab')); // a chain whose id extends the deleted one survives
     t.equal(await h.store.deleteChain('chain-a'), true);
     t.equal(await h.store.read('chain-a'), undefined);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { decide, type Action, type ChainSnapshot } from '../../src/core/decide.js';
-import { ACTIVE, NOW, TERM, head, leader, nodes, obs, silent, snapshot, spec } from './fixtures.js';
+import { ACTIVE, NOW, POLICY, TERM, head, leader, nodes, obs, silent, snapshot, spec } from './fixtures.js';
 
 // Candidate lists are checked in candidates.test.ts; here an action is compared without them.
 type Brief = Record<string, unknown>;
@@ -359,4 +359,16 @@ t.test('a new supervisor does not fail over a leader whose first probes failed b
   t.match(decide(slow).reason, /waiting for the first probe of b2/);
   const dead = snapshot({ lease, nodes: nodes(obs('a1'), silent('b2', 3, 'deadline exceeded'), obs('c3')) });
   t.equal(briefs(dead)[0]?.kind, 'failover', 'at the threshold it is unhealthy like any leader');
+});
+
+t.test('commit mode: the node commits its own heads; a changed fencing mode gets the same active a new term', async (t) => {
+  const commitSpec = spec({ policy: { ...POLICY, fencingMode: 'commit' } });
+  const inCommit = snapshot({ spec: commitSpec, leader: { ...leader(), mode: 'commit' }, nodes: nodes(obs('a1'), obs('b2', { ...ACTIVE, headNumber: 125 }), obs('c3')) });
+  t.notOk(briefs(inCommit).some((a) => a.kind === 'record-head'), 'no record-head: the head in etcd is what the node committed');
+
+  const switching = decide(snapshot({ spec: commitSpec }));
+  t.same(switching.actions, [{ kind: 'switch-mode', nodeId: 'b2', from: TERM, mode: 'commit' }], 'a lease-mode term on a commit-mode chain');
+  t.match(switching.reason, /lease-mode term 57; the chain is now in commit mode: new term for b2/);
+  t.same(decide(snapshot({ spec: commitSpec, paused: true })).actions.filter((a) => a.kind === 'switch-mode'), [], 'not while paused');
+  t.same(decide(snapshot({ leader: { ...leader(), mode: 'commit' } })).actions[0], { kind: 'switch-mode', nodeId: 'b2', from: TERM, mode: 'lease' }, 'and back');
 });

@@ -81,7 +81,7 @@ t.test('a clean multi-node, multi-chain log passes', async (t) => {
   const report = checkActivity(logs);
   t.same(report.violations, []);
   t.match(report, { logs: 4, chains: 2, nodes: 5, blocks: 33, gaps: 0, maxHeight: 25 });
-  t.same(report.byKind, { OVERLAP: 0, FORK: 0, BAD_PARENT: 0, TERM_DECREASE: 0, AFTER_LEASE: 0 });
+  t.same(report.byKind, { OVERLAP: 0, FORK: 0, BAD_PARENT: 0, TERM_DECREASE: 0, AFTER_LEASE: 0, STALE_PUBLISH: 0 });
 });
 
 t.test('OVERLAP: b starts while a still holds its lease after a SIGKILL', async (t) => {
@@ -202,4 +202,40 @@ t.test('evidence cites the real line numbers when given', async (t) => {
   const entries = [from(0, 'a', '5', 0), block(100, 'a', '5', 1)];
   const report = checkActivity([{ file: 'x.jsonl', entries, lines: [3, 7] }]);
   t.match(report.violations[0], { kind: 'AFTER_LEASE', evidence: [{ at: 'x.jsonl:7' }] });
+});
+
+t.test('commit mode: an overlapping deposed active is fine while it publishes nothing; a stale block above the new start is STALE_PUBLISH', async (t) => {
+  const commitFrom = (tt: number, node: string, term: string, head: number): ActivityEntry => ({ ...at(tt, node), ev: 'active-from', term, head, mode: 'commit' });
+  const adopt = (tt: number, node: string, term: string, n: number, producer: string): ActivityEntry => ({
+    ...at(tt, node),
+    ev: 'adopt',
+    term,
+    number: n,
+    hash: hash(n),
+    parent: hash(n - 1),
+    from: producer,
+  });
+  // a1 (term 5) commits 1..3, never sends block 3, keeps its lease until 2000; a2 gets term 9 at
+  // 1000, adopts the committed block 3 and goes on from there.
+  const a1: ActivityEntry[] = [start(0, 'a1'), grant(0, 'a1', '5'), commitFrom(0, 'a1', '5', 0), block(100, 'a1', '5', 1), block(200, 'a1', '5', 2)];
+  const a2: ActivityEntry[] = [start(0, 'a2'), adopt(1000, 'a2', '5', 3, 'a1'), grant(1000, 'a2', '9'), commitFrom(1000, 'a2', '9', 3), block(1100, 'a2', '9', 4), block(1200, 'a2', '9', 5)];
+  const clean = checkActivity([
+    { file: 'a1.jsonl', entries: a1 },
+    { file: 'a2.jsonl', entries: a2 },
+  ]);
+  t.same(clean.violations, [], 'overlapping commit-mode tenures, one lineage: clean');
+  t.equal(clean.blocks, 5, 'the adopted block counts as a block of the chain');
+
+  // The same, but a1 published block 4 of term 5 after a2 had begun term 9 from head 3.
+  const stale = checkActivity([
+    { file: 'a1.jsonl', entries: [...a1, block(1150, 'a1', '5', 4, C, 'x')] },
+    { file: 'a2.jsonl', entries: a2 },
+  ]);
+  t.ok(kinds(stale.violations).includes('STALE_PUBLISH'), 'a block of the old term above the new start is caught');
+  t.equal(stale.byKind.STALE_PUBLISH, 1);
+  t.match(stale.violations.find((v) => v.kind === 'STALE_PUBLISH')!.message, /block 4 .* by a1 term 5 .*above head 3, where term 9 began/);
+
+  // Lease-mode tenures that overlap are still OVERLAP, whatever commit-mode tenures do.
+  const leaseOverlap = checkActivity([{ file: 'x.jsonl', entries: byTime([...tenure('a1', '5', 0, 1, 3), ...tenure('a2', '9', 150, 4, 5)]) }]);
+  t.ok(kinds(leaseOverlap.violations).includes('OVERLAP'), 'lease mode keeps the overlap check');
 });

@@ -6,15 +6,20 @@
 // Values are JSON, bigints as decimal strings. Terms are never stored inside values: the leader key
 // is written only when the term changes, so its mod revision IS the term; a history entry is
 // written once, in the same txn, so its mod revision is that term too (see EtcdKeys.historyAfter).
-import type { Etcd3, IKeyValue, ITxnRequest, ITxnResponse } from 'etcd3';
+import type { IKeyValue, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
+import type { NewAuditRecord } from '../../api/audit.js';
+import { systemClock } from '../system-clock.js';
+import { auditPut } from './audit-log.js';
 import type { ChainSpec, LeaderRecord, TermRecord, UnsafeHead } from '../../core/chain.js';
-import { BatonError } from '../../core/errors.js';
+import { BatonError, isBatonError } from '../../core/errors.js';
 import type { PauseRecord } from '../../core/operation.js';
-import type { ChainState, ChainStore, FleetSettings, NewLeader, NodeHealth, SupervisionFence } from '../../core/ports.js';
+import { judgeCommit, type CommitBase, type CommitResult, type HeadCommit } from '../../core/commit.js';
+import type { ChainState, ChainStore, FleetSettings, NewLeader, NodeHealth, RecordedHead, SupervisionFence } from '../../core/ports.js';
 import type { Term } from '../../core/term.js';
-import { compare, etcdCall, firstKv, op, rangeKvs, selectUnderPrefix, toRevision } from './client.js';
+import { compare, etcdCall, firstKv, op, rangeKvs, selectUnderPrefix, toRevision, type EtcdClient } from './client.js';
 import { checkFence, fenceCompares, throwIfFenced } from './fence.js';
-import { EtcdKeys } from './keys.js';
+import { CommitBatcher } from './commit-batcher.js';
+import { assertChainId, EtcdKeys } from './keys.js';
 import { validateChainSpec, validateFleetSettings, validateHead, validateNewLeader } from './validation.js';
 
 export const DEFAULT_FLEET_SETTINGS: FleetSettings = Object.freeze({ autoFailover: true, maxConcurrentFailovers: 2 });
@@ -25,6 +30,7 @@ const MAX_HISTORY_LIMIT = 1000;
 interface StoredLeader {
   nodeId: string;
   mode: LeaderRecord['mode'];
+  previousMode?: LeaderRecord['mode'];
   sinceMs: number;
   reason: string;
   fromHead: number;
@@ -51,15 +57,37 @@ interface StoredHead {
   timestamp: number;
 }
 
-export class EtcdChainStore implements ChainStore {
-  constructor(
-    private readonly client: Etcd3,
-    private readonly keys: EtcdKeys = new EtcdKeys(),
-  ) {}
+/** A commit base with the head key's mod revision, which the commit txn compares. */
+interface CommitBaseAt extends CommitBase {
+  readonly revision: bigint;
+}
 
-  async putSpec(spec: ChainSpec): Promise<void> {
+export class EtcdChainStore implements ChainStore {
+  /**
+   * The last leader and head each chain's commits were judged on. Only a hint that saves a read
+   * per commit: every commit txn compares the term and the head revision it came from.
+   */
+  private readonly commitBases = new Map<string, CommitBaseAt>();
+
+  /** Head commits of many chains share etcd requests (see commit-batcher.ts); undefined: one each. */
+  private readonly batcher: CommitBatcher | undefined;
+
+  /** UNSAFE, the drill's negative control only: writeLeader without its fence and revision compares. */
+  private readonly unsafeNoFenceCompare: boolean;
+
+  constructor(
+    private readonly client: EtcdClient,
+    private readonly keys: EtcdKeys = new EtcdKeys(),
+    options: { batchCommits?: boolean; unsafeNoFenceCompare?: boolean } = {},
+  ) {
+    this.unsafeNoFenceCompare = options.unsafeNoFenceCompare ?? false;
+    this.batcher = options.batchCommits === false ? undefined : new CommitBatcher((req) => this.client.kv.txn(req));
+  }
+
+  /** `audit`: the record of the request, written by the same txn. */
+  async putSpec(spec: ChainSpec, audit?: NewAuditRecord): Promise<void> {
     validateChainSpec(spec);
-    await this.txn('put spec', { success: [op.put(this.keys.spec(spec.id), JSON.stringify(spec))] });
+    await this.txn('put spec', { success: [op.put(this.keys.spec(spec.id), JSON.stringify(spec)), ...this.auditOps(audit)] });
   }
 
   async getSpec(chainId: string): Promise<ChainSpec | undefined> {
@@ -73,10 +101,12 @@ export class EtcdChainStore implements ChainStore {
     return kvs.map((kv) => parseJson<ChainSpec>(kv));
   }
 
-  async deleteChain(chainId: string): Promise<boolean> {
+  /** `audit`: the record of the request, written by the same txn (only when the chain existed). */
+  async deleteChain(chainId: string, audit?: NewAuditRecord): Promise<boolean> {
+    this.commitBases.delete(chainId);
     const res = await this.txn('delete chain', {
       compare: [compare.exists(this.keys.spec(chainId))],
-      success: [op.delPrefix(this.keys.chain(chainId)), op.del(this.keys.supervisor(chainId))],
+      success: [op.delPrefix(this.keys.chain(chainId)), op.del(this.keys.supervisor(chainId)), ...this.auditOps(audit)],
     });
     return res.succeeded;
   }
@@ -101,6 +131,7 @@ export class EtcdChainStore implements ChainStore {
     return {
       spec: parseJson<ChainSpec>(spec),
       leader: leader ? toLeaderRecord(leader) : undefined,
+      previousMode: leader ? parseJson<StoredLeader>(leader).previousMode : undefined,
       head: head ? toHead(head) : undefined,
       headRevision: head ? toRevision(head.mod_revision) : 0n,
       supervisor: supervisor?.value.toString(),
@@ -122,6 +153,7 @@ export class EtcdChainStore implements ChainStore {
     const chainId = fence.chainId;
     const leaderKey = this.keys.leader(chainId);
     const leader: StoredLeader = { nodeId: next.nodeId, mode: next.mode, sinceMs: history.atMs, reason: next.reason, fromHead: next.fromHead };
+    if (next.previousMode !== undefined) leader.previousMode = next.previousMode;
     const entry: StoredTermRecord = {
       nodeId: history.nodeId,
       previousNodeId: history.previousNodeId ?? null,
@@ -132,10 +164,9 @@ export class EtcdChainStore implements ChainStore {
       durationMs: history.durationMs ?? null,
     };
     const res = await this.txn('write leader', {
-      compare: [
-        ...fenceCompares(fence),
-        expected === undefined ? compare.absent(leaderKey) : compare.modRevision(leaderKey, expected),
-      ],
+      compare: this.unsafeNoFenceCompare
+        ? []
+        : [...fenceCompares(fence), expected === undefined ? compare.absent(leaderKey) : compare.modRevision(leaderKey, expected)],
       success: [
         op.put(leaderKey, JSON.stringify(leader)),
         op.put(this.keys.historyAfter(chainId, expected ?? 0n), JSON.stringify(entry)),
@@ -152,30 +183,19 @@ export class EtcdChainStore implements ChainStore {
     });
   }
 
-  async recordHead(fence: SupervisionFence, term: Term, expectedHeadRevision: bigint, head: UnsafeHead): Promise<bigint> {
+  async recordHead(fence: SupervisionFence, term: Term, expected: RecordedHead, head: UnsafeHead): Promise<bigint> {
     checkFence(this.keys, fence);
     if (term <= 0n) throw new BatonError('INVALID_ARGUMENT', `term ${term} is not a term`);
-    if (expectedHeadRevision < 0n) throw new BatonError('INVALID_ARGUMENT', `head revision ${expectedHeadRevision} is negative`);
+    if (expected.revision < 0n) throw new BatonError('INVALID_ARGUMENT', `head revision ${expected.revision} is negative`);
     validateHead(head);
     const chainId = fence.chainId;
     const headKey = this.keys.head(chainId);
     const leaderKey = this.keys.leader(chainId);
 
-    // The txn below compares the head revision, so checking the number against this read is
-    // race-free: if the head moved in between, the txn fails.
-    const before = await this.txn('read head', { success: [op.get(headKey)] });
-    const current = firstKv(before.responses[0]);
-    const currentRevision = current ? toRevision(current.mod_revision) : 0n;
-    if (currentRevision !== expectedHeadRevision) {
-      throw new BatonError('CONFLICT', `head of ${chainId} changed since it was read`, {
-        chainId,
-        what: 'head',
-        expectedRevision: expectedHeadRevision.toString(),
-        actualRevision: currentRevision.toString(),
-      });
-    }
-    if (current) {
-      const recorded = toHead(current);
+    // `expected` was read together with its revision, and the txn compares that revision: if the
+    // head moved since, the txn fails. So judging the number against it here is race-free.
+    const recorded = expected.head;
+    if (recorded) {
       if (head.number <= recorded.number) {
         throw new BatonError('CONFLICT', `head ${head.number} of ${chainId} is not above the recorded head ${recorded.number}`, {
           chainId,
@@ -194,14 +214,9 @@ export class EtcdChainStore implements ChainStore {
       }
     }
 
-    const stored: StoredHead = { ...head, term: head.term.toString() };
     const res = await this.txn('record head', {
-      compare: [
-        ...fenceCompares(fence),
-        compare.modRevision(leaderKey, term),
-        expectedHeadRevision === 0n ? compare.absent(headKey) : compare.modRevision(headKey, expectedHeadRevision),
-      ],
-      success: [op.put(headKey, JSON.stringify(stored))],
+      compare: [...fenceCompares(fence), compare.modRevision(leaderKey, term), headCompare(headKey, expected.revision)],
+      success: [op.put(headKey, storedHead(head))],
       failure: [op.get(fence.key), op.get(leaderKey), op.get(headKey)],
     });
     if (res.succeeded) return toRevision(res.header.revision);
@@ -219,9 +234,63 @@ export class EtcdChainStore implements ChainStore {
     throw new BatonError('CONFLICT', `head of ${chainId} changed since it was read`, {
       chainId,
       what: 'head',
-      expectedRevision: expectedHeadRevision.toString(),
+      expectedRevision: expected.revision.toString(),
       actualRevision: headNow ? headNow.mod_revision : '0',
     });
+  }
+
+  async commitHead(commit: HeadCommit): Promise<CommitResult> {
+    const { chainId, nodeId, term, head } = commit;
+    assertChainId(chainId);
+    if (term <= 0n) throw new BatonError('INVALID_ARGUMENT', `term ${term} is not a term`);
+    validateHead(head);
+    if (head.term !== term || head.nodeId !== nodeId) {
+      throw new BatonError('INVALID_ARGUMENT', 'a committed head carries the term and node id of the commit');
+    }
+    // A cached base of an older term is re-read; of a newer one it already proves the term stale
+    // (terms only grow). Another writer (a second replica, a concurrent commit) makes the txn fail;
+    // its failure branch is the fresh read, and the commit is judged again on it.
+    let base = this.commitBases.get(chainId);
+    let fresh = base === undefined || base.term < term;
+    if (fresh) base = await this.readCommitBase(chainId);
+    for (let attempt = 0; ; attempt++) {
+      let verdict: 'write' | 'duplicate';
+      try {
+        verdict = judgeCommit(base, commit);
+      } catch (err) {
+        // A refusal on the cached base stands only where the cache cannot be behind: a newer term
+        // (terms only grow) or the term's own leader (fixed with its revision). The head may have
+        // moved on through another replica: judge HEAD_MISMATCH again on a fresh read.
+        if (fresh || !isBatonError(err, 'HEAD_MISMATCH')) throw err;
+        base = await this.readCommitBase(chainId);
+        fresh = true;
+        continue;
+      }
+      if (verdict === 'duplicate') return { head: base!.head!, revision: base!.revision, duplicate: true };
+      const b = base!;
+      const headKey = this.keys.head(chainId);
+      const leaderKey = this.keys.leader(chainId);
+      const req: ITxnRequest = {
+        compare: [compare.modRevision(leaderKey, term), headCompare(headKey, b.revision)],
+        success: [op.put(headKey, storedHead(head))],
+        failure: [op.get(leaderKey), op.get(headKey)],
+      };
+      const batcher = this.batcher;
+      const res = batcher
+        ? await etcdCall('commit head', () => batcher.submit(chainId, req))
+        : await this.txn('commit head', req).then((r) => ({ succeeded: r.succeeded, responses: r.responses, revision: r.header.revision }));
+      if (res.succeeded) {
+        const revision = toRevision(res.revision);
+        this.remember(chainId, { ...b, head, revision });
+        return { head, revision, duplicate: false };
+      }
+      const [leader, headNow] = res.responses.map((r) => firstKv(r));
+      base = this.remember(chainId, toCommitBase(leader, headNow));
+      fresh = true;
+      if (attempt >= 2) {
+        throw new BatonError('CONFLICT', `head of ${chainId} kept changing under the commit`, { chainId });
+      }
+    }
   }
 
   async history(chainId: string, limit: number): Promise<TermRecord[]> {
@@ -240,10 +309,16 @@ export class EtcdChainStore implements ChainStore {
     return kv ? { ...DEFAULT_FLEET_SETTINGS, ...parseJson<Partial<FleetSettings>>(kv) } : DEFAULT_FLEET_SETTINGS;
   }
 
-  async putFleetSettings(settings: FleetSettings): Promise<void> {
+  /** `audit`: the record of the request, written by the same txn. */
+  async putFleetSettings(settings: FleetSettings, audit?: NewAuditRecord): Promise<void> {
     validateFleetSettings(settings);
     const value: FleetSettings = { autoFailover: settings.autoFailover, maxConcurrentFailovers: settings.maxConcurrentFailovers };
-    await this.txn('put fleet settings', { success: [op.put(this.keys.fleetSettings(), JSON.stringify(value))] });
+    await this.txn('put fleet settings', { success: [op.put(this.keys.fleetSettings(), JSON.stringify(value)), ...this.auditOps(audit)] });
+  }
+
+  /** The put of an audit record, for the txn of the change it records. */
+  private auditOps(audit: NewAuditRecord | undefined): IRequestOp[] {
+    return audit ? [auditPut(this.keys, systemClock.wallMs(), audit).op] : [];
   }
 
   async publishHealth(fence: SupervisionFence, health: readonly NodeHealth[]): Promise<void> {
@@ -258,6 +333,19 @@ export class EtcdChainStore implements ChainStore {
 
   // ---- helpers ----
 
+  /** The leader and the head in one read, as a commit is judged on them. */
+  private async readCommitBase(chainId: string): Promise<CommitBaseAt | undefined> {
+    const res = await this.txn('read commit base', { success: [op.get(this.keys.leader(chainId)), op.get(this.keys.head(chainId))] });
+    const [leader, head] = res.responses.map((r) => firstKv(r));
+    return this.remember(chainId, toCommitBase(leader, head));
+  }
+
+  private remember(chainId: string, base: CommitBaseAt | undefined): CommitBaseAt | undefined {
+    if (base === undefined) this.commitBases.delete(chainId);
+    else this.commitBases.set(chainId, base);
+    return base;
+  }
+
   /** Every request of this store is a txn: one code path, one deadline, one error mapping. */
   private txn(what: string, req: ITxnRequest): Promise<ITxnResponse> {
     return etcdCall(what, () => this.client.kv.txn(req));
@@ -270,6 +358,26 @@ function parseJson<T>(kv: IKeyValue): T {
   } catch {
     throw new BatonError('INTERNAL', `etcd key ${kv.key.toString()} does not hold JSON`);
   }
+}
+
+function storedHead(head: UnsafeHead): string {
+  const stored: StoredHead = { ...head, term: head.term.toString() };
+  return JSON.stringify(stored);
+}
+
+/** The head key at `revision` (0n: the chain has no head yet). */
+function headCompare(headKey: string, revision: bigint) {
+  return revision === 0n ? compare.absent(headKey) : compare.modRevision(headKey, revision);
+}
+
+function toCommitBase(leader: IKeyValue | undefined, head: IKeyValue | undefined): CommitBaseAt | undefined {
+  if (!leader) return undefined;
+  return {
+    term: toRevision(leader.mod_revision),
+    leaderNodeId: parseJson<StoredLeader>(leader).nodeId,
+    head: head ? toHead(head) : undefined,
+    revision: head ? toRevision(head.mod_revision) : 0n,
+  };
 }
 
 function toLeaderRecord(kv: IKeyValue): LeaderRecord {

@@ -12,11 +12,55 @@
 //   means 5 s of refused calls after etcd is back, long enough to lose a 3 s lease. With several
 //   members we still want to skip a dead one, but never every member at once.
 // - The default watch reconnect backoff grows to 30 s; a replica must notice a free chain sooner.
-import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRequestOp, type ICompare, type IResponseOp } from 'etcd3';
+import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRequestOp, type ICompare, type IResponseOp, type ITxnRequest, type ITxnResponse } from 'etcd3';
 import { BatonError, isBatonError } from '../../core/errors.js';
 import { prefixEnd } from './keys.js';
+import { noteEtcdMethod, observeEtcdCall, withEtcdLabel, type EtcdCallObserver } from '../telemetry/instrument.js';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 2000;
+
+// ---- the narrow client surface every etcd adapter uses ----
+// Adapters talk to etcd only through raw txns, watch builders and manually kept-alive leases.
+// etcd3's Etcd3 satisfies these types, and so does the in-memory MemoryEtcd (adapters/memory), which
+// passes the same contract suites: the adapters run unchanged over either.
+
+/** A watch as the adapters use it: key events, confirmation, errors, cancel. */
+export interface EtcdWatcher {
+  on(event: 'put' | 'delete', handler: (kv: IKeyValue, previous?: IKeyValue) => void): this;
+  on(event: 'connected', handler: (res: unknown) => void): this;
+  on(event: 'error', handler: (err: Error) => void): this;
+  once(event: 'connected', handler: (res: unknown) => void): this;
+  once(event: 'error', handler: (err: Error) => void): this;
+  cancel(): Promise<void>;
+  removeAllListeners(): this;
+}
+
+export interface EtcdWatchBuilder {
+  prefix(value: string): EtcdWatchBuilder;
+  key(value: string): EtcdWatchBuilder;
+  /** Replay events from this revision (decimal) on. */
+  startRevision(revision: string): EtcdWatchBuilder;
+  /** Creates the watcher; it emits 'connected' once etcd confirmed it. */
+  watcher(): EtcdWatcher;
+}
+
+/** A lease kept alive by the caller (autoKeepAlive off). */
+export interface EtcdLease {
+  on(event: 'lost', handler: (err: Error) => void): this;
+  /** Resolves the lease id (decimal int64). */
+  grant(): Promise<string>;
+  /** One keepalive; rejects with etcd3's EtcdLeaseInvalidError when the lease is gone. */
+  keepaliveOnce(options?: { deadline?: number | Date }): Promise<{ TTL: string }>;
+  revoke(): Promise<void>;
+  /** Stops caring about the lease without revoking it: it expires in etcd after its TTL. */
+  release(): void;
+}
+
+export interface EtcdClient {
+  readonly kv: { txn(req: ITxnRequest): Promise<ITxnResponse> };
+  watch(): EtcdWatchBuilder;
+  lease(ttlSeconds: number, options: { autoKeepAlive: boolean }): EtcdLease;
+}
 
 export interface EtcdClientOptions {
   endpoints: readonly string[];
@@ -26,6 +70,8 @@ export interface EtcdClientOptions {
   hostCooldownMs?: number;
   /** Max delay between watch reconnect attempts (default 1000 ms). */
   watchBackoffMaxMs?: number;
+  /** Times and counts every unary call (metrics; child spans inside a traced step). Streams are not observed. */
+  observer?: EtcdCallObserver;
 }
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
@@ -43,9 +89,13 @@ export function createEtcdClient(opts: EtcdClientOptions): Etcd3 {
     // HTTP/2 pings find a dead connection under a long-lived watch; etcd refuses pings more often
     // than every 5 s (--grpc-keepalive-min-time), so stay well above that.
     grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
-    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    defaultCallOptions: (ctx) => {
+      if (ctx.isStream) return {};
+      noteEtcdMethod(ctx.service, ctx.method);
+      return { deadline: Date.now() + callTimeoutMs };
+    },
     faultHandling: {
-      global: passThroughPolicy(),
+      global: opts.observer ? policy((fn) => observeEtcdCall(opts.observer, fn)) : passThroughPolicy(),
       host: (host) => cooldown.policy(host),
       watchBackoff: cappedBackoff(50, opts.watchBackoffMaxMs ?? 1000),
     },
@@ -129,7 +179,7 @@ export function toStoreError(err: unknown, what: string): BatonError {
 /** Runs one etcd call and maps its failure with toStoreError. */
 export async function etcdCall<T>(what: string, call: () => Promise<T>): Promise<T> {
   try {
-    return await call();
+    return await withEtcdLabel(what, call);
   } catch (err) {
     throw toStoreError(err, what);
   }
@@ -214,7 +264,7 @@ const MAX_OPS_PER_TXN = 100;
  * For kinds of per-chain keys that cannot be selected by suffix: lists the keys without values
  * (heads and history stay on the server), then gets the selected ones in batched txns.
  */
-export async function selectUnderPrefix(client: Etcd3, what: string, prefix: string, select: (key: string) => boolean): Promise<IKeyValue[]> {
+export async function selectUnderPrefix(client: EtcdClient, what: string, prefix: string, select: (key: string) => boolean): Promise<IKeyValue[]> {
   const listed = await etcdCall(what, () => client.kv.txn({ success: [op.getPrefix(prefix, { keysOnly: true })] }));
   const atRevision = toRevision(listed.header.revision);
   const keys = rangeKvs(listed.responses[0]).map((kv) => kv.key.toString()).filter(select);
@@ -236,3 +286,7 @@ export function rangeKvs(res: IResponseOp | undefined): IKeyValue[] {
 export function firstKv(res: IResponseOp | undefined): IKeyValue | undefined {
   return rangeKvs(res)[0];
 }
+
+// Compile-time proof that the real client satisfies the narrow surface.
+const realClientFits: (c: Etcd3) => EtcdClient = (c) => c;
+void realClientFits;

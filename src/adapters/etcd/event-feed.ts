@@ -3,7 +3,8 @@
 // the events of one txn), so any replica serves any subscriber and a subscriber resumes after a
 // disconnect from its Last-Event-ID exactly where it left off (as long as etcd has not compacted
 // that far; then it gets a `resync` event and should re-read state).
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { IKeyValue } from 'etcd3';
+import type { EtcdClient, EtcdWatcher as Watcher } from './client.js';
 import { parseJsonValue } from './json.js';
 import type { EtcdKeys } from './keys.js';
 
@@ -39,7 +40,7 @@ export function parseEventId(id: string | undefined): { revision: bigint; index:
 
 export class EventFeed {
   constructor(
-    private readonly client: Etcd3,
+    private readonly client: EtcdClient,
     private readonly keys: EtcdKeys,
     private readonly connectTimeoutMs = 2000,
   ) {}

@@ -16,6 +16,9 @@
 //   replicas/<replicaId>                 {id, startedAtMs, apiAddress?}, under the replica's lease
 //   operations/<operation id>            Operation (JSON); ids `op-<wall ms, 13>-<8 hex>` sort by creation
 //   idempotency/<base64url(key)>         {operationId, requestHash, createdAtMs}; void after its TTL
+//   idempotency/<b64url(principal)>.<b64url(key)>  the same, for a key scoped to its principal
+//   audit/<wall ms, 13>-<8 hex>          AuditRecord (JSON); written in the txn of the change it
+//                                        records; only the retention sweep deletes
 //
 // Later additions (audit, ...) get their own top-level segment or a new per-chain segment here;
 // nothing outside this module concatenates key strings.
@@ -39,6 +42,7 @@ export function assertChainId(id: string): void {
 }
 
 const OPERATION_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const AUDIT_ID = /^\d{13}-[0-9a-f]{8}$/;
 
 export function assertOperationId(id: string): void {
   if (typeof id !== 'string' || !OPERATION_ID.test(id)) {
@@ -193,6 +197,37 @@ export class EtcdKeys {
       throw new BatonError('INVALID_ARGUMENT', 'Idempotency-Key must be 1-255 printable characters');
     }
     return `${this.prefix}idempotency/${Buffer.from(key).toString('base64url')}`;
+  }
+
+  /**
+   * An idempotency record scoped to the principal that used the key, so that one principal's key
+   * never answers another's request. base64url has no '.', so the two parts cannot run together.
+   */
+  idempotencyOf(principal: string, key: string): string {
+    const unscoped = this.idempotency(key); // validates the key
+    if (typeof principal !== 'string' || principal.length === 0 || principal.length > 255) {
+      throw new BatonError('INVALID_ARGUMENT', 'principal must be 1-255 characters');
+    }
+    return `${this.prefix}idempotency/${Buffer.from(principal).toString('base64url')}.${unscoped.slice(`${this.prefix}idempotency/`.length)}`;
+  }
+
+  // ---- audit ----
+
+  /** Range prefix of the audit trail. */
+  auditLog(): string {
+    return `${this.prefix}audit/`;
+  }
+
+  /** One audit record; ids `<wall ms, 13 digits>-<8 hex>` sort by time. */
+  audit(id: string): string {
+    if (typeof id !== 'string' || !AUDIT_ID.test(id)) throw new BatonError('INVALID_ARGUMENT', `audit record id ${JSON.stringify(id)} must match ${AUDIT_ID.source}`);
+    return `${this.auditLog()}${id}`;
+  }
+
+  /** The range bound where records of `wallMs` begin (not itself a record key). */
+  auditAt(wallMs: number): string {
+    if (!Number.isSafeInteger(wallMs) || wallMs < 0) throw new BatonError('INVALID_ARGUMENT', `wall time ${wallMs} is not a timestamp`);
+    return `${this.auditLog()}${String(wallMs).padStart(13, '0')}`;
   }
 
   replicas(): string {

@@ -13,14 +13,16 @@
 // them yet: a periodic sweep of records older than the TTL is still to be built; until then they
 // accumulate (one small key per keyed request). Operation records are kept (the API lists them).
 import { randomBytes } from 'node:crypto';
-import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
+import type { ICompare, IKeyValue, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
 import { BatonError } from '../../core/errors.js';
 import { FINAL_STATES, isFinal, type Operation, type OperationKind, type OperationParams, type OperationState, type PauseRecord } from '../../core/operation.js';
 import type { Clock, Idempotency, NewOperation, OperationStore, SupervisionFence } from '../../core/ports.js';
 import { systemClock } from '../system-clock.js';
-import { compare, etcdCall, firstKv, op, rangeKvs, toRevision } from './client.js';
+import { compare, etcdCall, firstKv, op, rangeKvs, toRevision, type EtcdClient } from './client.js';
 import { checkFence, fenceCompares, throwIfFenced } from './fence.js';
 import { EtcdKeys, assertChainId, assertOperationId, prefixEnd } from './keys.js';
+import type { NewAuditRecord } from '../../api/audit.js';
+import { auditPut } from './audit-log.js';
 
 export const DEFAULT_IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
@@ -73,7 +75,7 @@ export class EtcdOperationStore implements OperationStore {
   private readonly idempotencyTtlMs: number;
 
   constructor(
-    private readonly client: Etcd3,
+    private readonly client: EtcdClient,
     private readonly keys: EtcdKeys = new EtcdKeys(),
     options: OperationStoreOptions = {},
   ) {
@@ -85,10 +87,18 @@ export class EtcdOperationStore implements OperationStore {
     }
   }
 
-  async submit(request: NewOperation, idempotency: Idempotency | undefined): Promise<{ operation: Operation; replayed: boolean }> {
+  /**
+   * `idempotency.principal` scopes the key to the principal that used it. `audit`: the record of
+   * the request, written by the same txn as the intent (not on a replay or a refusal).
+   */
+  async submit(
+    request: NewOperation,
+    idempotency: (Idempotency & { principal?: string }) | undefined,
+    audit?: NewAuditRecord,
+  ): Promise<{ operation: Operation; replayed: boolean }> {
     const params = validateNewOperation(request);
     const k = this.keys;
-    const idemKey = idempotency ? k.idempotency(idempotency.key) : undefined;
+    const idemKey = idempotency ? (idempotency.principal !== undefined ? k.idempotencyOf(idempotency.principal, idempotency.key) : k.idempotency(idempotency.key)) : undefined;
     if (idempotency && !nonEmpty(idempotency.requestHash)) throw new BatonError('INVALID_ARGUMENT', 'idempotency request hash is required');
     const now = this.clock.wallMs();
     const id = this.newId(now);
@@ -105,11 +115,13 @@ export class EtcdOperationStore implements OperationStore {
       updatedAtMs: now,
       requestId: request.requestId,
       ...(idempotency ? { idempotencyKey: idempotency.key } : {}),
+      ...traceOf(request),
     };
     const specKey = k.spec(chainId);
     const lockKey = k.leadershipLock(chainId);
     const locks = takesLeadershipLock(params.kind);
     const success = [op.put(k.operation(id), JSON.stringify(operation)), op.put(k.intent(chainId, id), id)];
+    if (audit) success.push(auditPut(k, now, { ...audit, operationId: id }).op);
     if (locks) success.push(op.put(lockKey, id));
     if (idemKey && idempotency) {
       const record: IdempotencyRecord = { operationId: id, requestHash: idempotency.requestHash, createdAtMs: now };
@@ -288,6 +300,8 @@ export class EtcdOperationStore implements OperationStore {
     if (record.requestHash !== idempotency.requestHash) {
       throw new BatonError('IDEMPOTENCY_MISMATCH', 'Idempotency-Key was already used for a different request', { operationId: record.operationId });
     }
+    // A key first used by a plain write (PUT/DELETE) holds no operation.
+    if (typeof record.operationId !== 'string') throw new BatonError('CONFLICT', 'Idempotency-Key belongs to another request still running or of another kind');
     const operation = await this.get(record.operationId);
     if (!operation) throw new BatonError('INTERNAL', `idempotency record names a missing operation ${record.operationId}`);
     return { operation, replayed: true };
@@ -327,6 +341,14 @@ function nonEmpty(s: unknown, max = 256): s is string {
 
 function isText(s: unknown): s is string {
   return typeof s === 'string' && s.length <= 1024;
+}
+
+/** The request's trace (W3C traceparent and its trace id), kept only when well-formed. */
+function traceOf(request: NewOperation): { traceId?: string; traceparent?: string } {
+  const { traceId, traceparent } = request;
+  if (typeof traceparent !== 'string' || typeof traceId !== 'string') return {};
+  const m = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent);
+  return m && m[1] === traceId ? { traceId, traceparent } : {};
 }
 
 function isWallMs(n: unknown): n is number {

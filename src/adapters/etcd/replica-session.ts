@@ -10,18 +10,18 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue, type Lease } from 'etcd3';
+import { EtcdLeaseInvalidError, type IKeyValue, type ITxnRequest } from 'etcd3';
 import { BatonError } from '../../core/errors.js';
 import type { Clock, SupervisionFence } from '../../core/ports.js';
 import type { Logger } from '../telemetry/log.js';
-import { compare, etcdCall, firstKv, op, rangeKvs, toRevision, toStoreError } from './client.js';
+import { compare, etcdCall, firstKv, op, rangeKvs, toRevision, toStoreError, type EtcdClient, type EtcdLease } from './client.js';
 import { EtcdKeys, assertReplicaId } from './keys.js';
 import { PrefixWatch, type Subscription } from './watch.js';
 
 export type { Subscription } from './watch.js';
 
 export interface ReplicaSessionOptions {
-  client: Etcd3;
+  client: EtcdClient;
   replicaId: string;
   keys?: EtcdKeys;
   /** Lease TTL in whole seconds (etcd's unit); default 3, at least 2. */
@@ -40,6 +40,8 @@ export interface ReplicaSessionOptions {
   log?: Logger;
   /** Deadline for connecting a watch (default 2000 ms). Unary calls get theirs from the client. */
   connectTimeoutMs?: number;
+  /** Told the round trip of every acknowledged keepalive (the lease renewal latency metric). */
+  onKeepaliveAck?: (latencyMs: number) => void;
 }
 
 export type SessionState = 'live' | 'lost' | 'closed';
@@ -85,10 +87,10 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
 
   private constructor(
     private readonly opts: Required<Pick<ReplicaSessionOptions, 'client' | 'keys' | 'marginMs' | 'keepaliveIntervalMs' | 'clock' | 'connectTimeoutMs'>> &
-      Pick<ReplicaSessionOptions, 'log'>,
+      Pick<ReplicaSessionOptions, 'log' | 'onKeepaliveAck'>,
     replicaId: string,
     ttlSeconds: number,
-    private readonly lease: Lease,
+    private readonly lease: EtcdLease,
     /** Decimal int64 lease id, as etcd reports it on keys. */
     readonly leaseId: string,
     grantSentAt: number,
@@ -120,7 +122,7 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
     lease.on('lost', () => undefined); // a failed grant also emits 'lost'; the rejection below reports it
     const leaseId = await etcdCall('grant lease', () => lease.grant());
     const session = new ReplicaSession(
-      { client: options.client, keys, marginMs, keepaliveIntervalMs, clock, connectTimeoutMs: options.connectTimeoutMs ?? 2000, log: options.log },
+      { client: options.client, keys, marginMs, keepaliveIntervalMs, clock, connectTimeoutMs: options.connectTimeoutMs ?? 2000, log: options.log, onKeepaliveAck: options.onKeepaliveAck },
       options.replicaId,
       ttlSeconds,
       lease,
@@ -202,6 +204,7 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
     this.newestAckedSentAt = Math.max(this.newestAckedSentAt, sentAt);
     this.counters.lastAckLatencyMs = latency;
     this.counters.maxAckLatencyMs = Math.max(this.counters.maxAckLatencyMs ?? 0, latency);
+    this.opts.onKeepaliveAck?.(latency);
     // A proof that already lapsed stays lapsed: someone may have acted on proven() === false.
     if (now >= this.provenUntil) return this.lose('proof-expired');
     if (ttlSeconds <= 0n) return this.lose('lease-invalid');
@@ -378,7 +381,7 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
     if (!this.proven()) throw new BatonError('LEASE_EXPIRED', `replica session of ${this.replicaId} is ${this.stateValue === 'live' ? 'unproven' : this.stateValue}`);
   }
 
-  private async txn(what: string, req: Parameters<Etcd3['kv']['txn']>[0]) {
+  private async txn(what: string, req: ITxnRequest) {
     try {
       return await this.opts.client.kv.txn(req);
     } catch (err) {

@@ -3,7 +3,8 @@
 // moment it is closed, and a watch that etcd ends for good (e.g. its revision was compacted) is
 // re-created, with a 'resync' callback because changes may have been missed in between.
 // Disconnects etcd3 heals by itself, resuming from the last seen revision.
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { IKeyValue } from 'etcd3';
+import type { EtcdClient, EtcdWatcher as Watcher } from './client.js';
 import type { Logger } from '../telemetry/log.js';
 
 export interface Subscription {
@@ -17,7 +18,7 @@ export class PrefixWatch {
   private closed = false;
 
   constructor(
-    private readonly client: Etcd3,
+    private readonly client: EtcdClient,
     private readonly prefix: string,
     private readonly onKv: (type: 'put' | 'delete', kv: IKeyValue) => void,
     private readonly onResync: () => void,

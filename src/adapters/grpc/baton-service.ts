@@ -2,8 +2,7 @@
 // the same ControlPlane, ChainStore and validation as the REST routes, and every error goes
 // through the one status table (errors.ts). Waits (GetLeader, GetOperation) end before the
 // caller's deadline, so a long-poll answers instead of being cut off.
-import { randomUUID } from 'node:crypto';
-import { status as S, Metadata, type handleUnaryCall, type ServerUnaryCall } from '@grpc/grpc-js';
+import { Metadata, type handleUnaryCall, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { ControlPlane } from '../../api/control-plane.js';
 import { BatonError } from '../../core/errors.js';
 import type { OperationParams } from '../../core/operation.js';
@@ -12,9 +11,13 @@ import { CHAIN_ID_PATTERN, validateChainSpec, type SpecLimits } from '../../core
 import { viewTermRecord, type ChainView } from '../../core/status.js';
 import type { Logger } from '../telemetry/log.js';
 import type * as pb from '../../gen/baton/v1/baton.js';
-import { chainFilter, specInput, toWireNode, toWireOperation, toWireSpec, toWireStatus, toWireSummary, toWireTerm, wallMs } from './convert.js';
+import { toHex } from '../node/wire.js';
+import { chainFilter, specInput, toWireHead, toWireNode, toWireOperation, toWireSpec, toWireStatus, toWireSummary, toWireTerm, wallMs } from './convert.js';
 import { toServiceError } from './errors.js';
 import type { EventStreams } from './watch-events.js';
+import { auditScopeOf, requestIdOf } from './access.js';
+import { toWireAudit } from './audit.js';
+import type { AuditScope } from '../../api/audit.js';
 
 export interface BatonServiceDeps {
   readonly control: ControlPlane;
@@ -38,6 +41,8 @@ const DEADLINE_MARGIN_MS = 100;
 
 interface CallContext {
   readonly requestId: string;
+  /** Who calls, for the audit record (set by the access guard). */
+  readonly audit: AuditScope | undefined;
   readonly metadata: Metadata;
   /** `requestedMs`, shortened to end before the call's deadline. */
   budgetMs(requestedMs: number): number;
@@ -73,9 +78,9 @@ function idempotencyKey(field: string, md: Metadata): string | undefined {
 }
 
 function context(call: ServerUnaryCall<unknown, unknown>): CallContext {
-  const given = call.metadata.get(REQUEST_ID_KEY)[0];
-  const requestId = typeof given === 'string' && /^[\x21-\x7e]{1,128}$/.test(given) ? given : randomUUID();
+  const requestId = requestIdOf(call);
   return {
+    audit: auditScopeOf(call),
     requestId,
     metadata: call.metadata,
     budgetMs(requestedMs) {
@@ -114,6 +119,7 @@ export function batonService(deps: BatonServiceDeps): pb.BatonServiceServer {
       // What the request asks for: the same key with other fields is refused. REST hashes its own
       // method, path and body, so a key belongs to the surface it was first used on.
       canonical: `grpc ${JSON.stringify([id, params])}`,
+      ...(ctx.audit ? { audit: ctx.audit } : {}),
     });
     return { operation: toWireOperation(operation), replayed };
   }
@@ -134,19 +140,33 @@ export function batonService(deps: BatonServiceDeps): pb.BatonServiceServer {
       return { chain: toWireStatus(view) };
     }),
 
-    commitUnsafeHead: (_call, callback) => {
-      callback({ code: S.UNIMPLEMENTED, details: 'CommitUnsafeHead: commit-fenced mode is not implemented yet' });
-    },
-
-    putChain: unary('PutChain', async (req: pb.PutChainRequest) => {
-      const spec = validateChainSpec(specInput(req.spec), limits);
-      const existed = (await store.getSpec(spec.id)) !== undefined;
-      await store.putSpec(spec);
-      return { spec: toWireSpec(spec), created: !existed };
+    commitUnsafeHead: unary('CommitUnsafeHead', async (req: pb.CommitUnsafeHeadRequest) => {
+      const head = req.head;
+      if (!head) throw invalid('head: required');
+      if ((head.term !== 0n && head.term !== req.term) || (head.nodeId !== '' && head.nodeId !== req.nodeId)) {
+        throw invalid('head.term and head.node_id, when set, must equal term and node_id');
+      }
+      const r = await cp.commitHead({
+        chainId: req.chainId,
+        nodeId: req.nodeId,
+        term: req.term,
+        number: head.number,
+        hash: toHex(head.hash),
+        parentHash: toHex(head.parentHash),
+        l1Origin: head.l1Origin,
+        timestamp: head.timestamp,
+      });
+      return { head: toWireHead(r.head), duplicate: r.duplicate, revision: r.revision };
     }),
 
-    deleteChain: unary('DeleteChain', async (req: pb.DeleteChainRequest) => {
-      if (!(await store.deleteChain(chainId(req.chainId)))) throw new BatonError('NOT_FOUND', `chain ${req.chainId} does not exist`);
+    putChain: unary('PutChain', async (req: pb.PutChainRequest, ctx) => {
+      const spec = validateChainSpec(specInput(req.spec), limits);
+      const { created } = await cp.putChain(spec, { audit: ctx.audit });
+      return { spec: toWireSpec(spec), created };
+    }),
+
+    deleteChain: unary('DeleteChain', async (req: pb.DeleteChainRequest, ctx) => {
+      await cp.deleteChain(chainId(req.chainId), { audit: ctx.audit });
       return {};
     }),
 
@@ -208,15 +228,27 @@ export function batonService(deps: BatonServiceDeps): pb.BatonServiceServer {
 
     getFleetSettings: unary('GetFleetSettings', async () => ({ settings: await store.getFleetSettings() })),
 
-    putFleetSettings: unary('PutFleetSettings', async (req: pb.PutFleetSettingsRequest) => {
+    putFleetSettings: unary('PutFleetSettings', async (req: pb.PutFleetSettingsRequest, ctx) => {
       const { autoFailover, maxConcurrentFailovers } = req;
       if (autoFailover === undefined) throw invalid('auto_failover: required');
       // The same bounds as the REST body (openapi.yaml).
       if (maxConcurrentFailovers === undefined || maxConcurrentFailovers < 1 || maxConcurrentFailovers > MAX_CONCURRENT_FAILOVERS) {
         throw invalid(`max_concurrent_failovers: required, 1..${MAX_CONCURRENT_FAILOVERS}`);
       }
-      await store.putFleetSettings({ autoFailover, maxConcurrentFailovers });
-      return { settings: await store.getFleetSettings() };
+      return { settings: await cp.putFleetSettings({ autoFailover, maxConcurrentFailovers }, { audit: ctx.audit }) };
+    }),
+
+    queryAudit: unary('QueryAudit', async (req: pb.QueryAuditRequest) => {
+      const fromMs = wallMs('from', req.from);
+      const toMs = wallMs('to', req.to);
+      const records = await cp.queryAudit({
+        ...(req.chainId ? { chainId: chainId(req.chainId) } : {}),
+        ...(req.principal ? { principal: req.principal } : {}),
+        ...(fromMs !== undefined ? { fromMs } : {}),
+        ...(toMs !== undefined ? { toMs } : {}),
+        limit: listLimit(req.limit),
+      });
+      return { records: records.map(toWireAudit) };
     }),
 
     watchEvents: deps.streams.handler,

@@ -109,7 +109,7 @@ export function wallMs(field: string, at: Date | undefined): number | undefined 
 
 // ---- answers ----
 
-const big = (n: number | string): bigint => BigInt(n);
+const big = (n: number | string | bigint): bigint => BigInt(n);
 const bigOrUndefined = (n: number | string | null | undefined): bigint | undefined => (n === null || n === undefined ? undefined : BigInt(n));
 
 export function toWireSpec(spec: ChainSpec): pb.ChainSpec {
@@ -157,6 +157,18 @@ export function toWireTerm(r: TermRecordView): pb.TermRecord {
   };
 }
 
+export function toWireHead(head: { number: number; hash: string; parentHash: string; l1Origin: string; timestamp: number; term: bigint | string; nodeId: string }): pb.UnsafeHead {
+  return {
+    number: big(head.number),
+    hash: fromHex(head.hash),
+    parentHash: fromHex(head.parentHash),
+    l1Origin: head.l1Origin,
+    timestamp: big(head.timestamp),
+    term: big(head.term),
+    nodeId: head.nodeId,
+  };
+}
+
 export function toWireStatus(view: ChainView): pb.ChainStatus {
   const { leader, unsafeHead: head } = view;
   return {
@@ -164,17 +176,7 @@ export function toWireStatus(view: ChainView): pb.ChainStatus {
     leader: leader
       ? { nodeId: leader.nodeId, term: big(leader.term), mode: FENCING_MODE[leader.mode], sinceMs: big(leader.sinceMs), reason: leader.reason, fromHead: big(leader.fromHead) }
       : undefined,
-    unsafeHead: head
-      ? {
-          number: big(head.number),
-          hash: fromHex(head.hash),
-          parentHash: fromHex(head.parentHash),
-          l1Origin: head.l1Origin,
-          timestamp: big(head.timestamp),
-          term: big(head.term),
-          nodeId: head.nodeId,
-        }
-      : undefined,
+    unsafeHead: head ? toWireHead(head) : undefined,
     supervisor: view.supervisor ?? '',
     nodes: view.nodes.map(toWireNode),
     lastFailover: view.lastFailover ? toWireTerm(view.lastFailover) : undefined,
@@ -218,6 +220,7 @@ export function toWireOperation(op: Operation): pb.Operation {
     requestId: op.requestId,
     idempotencyKey: op.idempotencyKey ?? '',
     executor: op.executor ?? '',
+    traceId: op.traceId ?? '',
   };
 }
 

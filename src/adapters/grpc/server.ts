@@ -8,9 +8,12 @@ import type { Logger } from '../telemetry/log.js';
 import { BatonServiceService } from '../../gen/baton/v1/baton.js';
 import { ServerReflectionService as ReflectionV1 } from '../../gen/grpc/reflection/v1/reflection.js';
 import { ServerReflectionService as ReflectionV1Alpha } from '../../gen/grpc/reflection/v1alpha/reflection.js';
+import type { TlsMaterial } from '../security/tls.js';
+import { guardService, INSECURE_GRPC_ACCESS, type GrpcAccess } from './access.js';
 import { batonService, type BatonServiceDeps } from './baton-service.js';
 import { REFLECTION_SERVICES, ReflectionService } from './reflection.js';
 import { EventStreams } from './watch-events.js';
+import { traceGrpcService } from '../telemetry/grpc.js';
 
 export interface GrpcApiDeps extends Omit<BatonServiceDeps, 'streams' | 'log'> {
   /** The event feed behind WatchEvents. */
@@ -18,6 +21,12 @@ export interface GrpcApiDeps extends Omit<BatonServiceDeps, 'streams' | 'log'> {
   /** Readiness of this replica, the same answer as /readyz; the health service reports it. */
   readonly ready: () => { ready: boolean; why: string };
   readonly logger: Logger;
+  /** mTLS (a client certificate from this CA is required); plaintext when absent. */
+  readonly tls?: TlsMaterial;
+  /** Who calls, limits, audit of refusals (default: everybody is the insecure-dev principal). */
+  readonly access?: GrpcAccess;
+  /** Largest request message (default MAX_REQUEST_BYTES). */
+  readonly maxRequestBytes?: number;
 }
 
 export interface GrpcApiServer {
@@ -37,9 +46,11 @@ const DEFAULT_GRACE_MS = 2000;
 
 export async function startGrpcApi(deps: GrpcApiDeps, listen: { host: string; port: number }): Promise<GrpcApiServer> {
   const log = deps.logger;
-  const server = new Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
+  const server = new Server({ 'grpc.max_receive_message_length': deps.maxRequestBytes ?? MAX_REQUEST_BYTES });
   const streams = new EventStreams(deps.events, log);
-  server.addService(BatonServiceService, batonService({ ...deps, streams, log }));
+  // Traced outermost, so a refused call is in the caller's trace too.
+  const guarded = guardService(BatonServiceService, batonService({ ...deps, streams, log }), deps.access ?? INSECURE_GRPC_ACCESS, log);
+  server.addService(BatonServiceService, traceGrpcService(BATON_SERVICE, BatonServiceService, guarded));
 
   // '' is the whole server, by the health protocol's convention.
   const health = new HealthImplementation({ '': 'NOT_SERVING', [BATON_SERVICE]: 'NOT_SERVING' });
@@ -63,7 +74,11 @@ export async function startGrpcApi(deps: GrpcApiDeps, listen: { host: string; po
 
   const hostPart = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${hostPart}:${listen.port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    // mTLS: the handshake refuses a missing, foreign, expired or not-yet-valid client certificate.
+    const credentials = deps.tls
+      ? ServerCredentials.createSsl(deps.tls.ca, [{ private_key: deps.tls.key, cert_chain: deps.tls.cert }], true)
+      : ServerCredentials.createInsecure();
+    server.bindAsync(`${hostPart}:${listen.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p)));
   });
   const address = `${hostPart}:${port}`;
   refreshHealth();

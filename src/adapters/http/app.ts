@@ -11,9 +11,14 @@ import { BatonError } from '../../core/errors.js';
 import type { ChainStore } from '../../core/ports.js';
 import { validateChainSpec, type SpecLimits } from '../../core/spec.js';
 import { viewTermRecord, type ChainView } from '../../core/status.js';
+import type { TlsMaterial } from '../security/tls.js';
+import { INSECURE_REST_ACCESS, registerAccess, type RestAccess } from './access.js';
+import { httpTracing } from '../telemetry/http.js';
+import { registerAuditRoutes } from './audit.js';
 import { registerDocs } from './docs.js';
 import { errorHandler, formatValidationErrors } from './errors.js';
 import { registerEventRoutes, SSE_HEARTBEAT_MS, type EventSource } from './events.js';
+import { registerHeadRoutes } from './heads.js';
 import { registerOperationRoutes } from './operations.js';
 import { chainIdParams, chainListQuery, chainSpecBody, fleetSettingsBody, historyQuery, mutationHeaders } from './schemas.js';
 import { canonicalRequest, parseRfc3339 } from './views.js';
@@ -36,18 +41,35 @@ export interface ApiDeps {
   readonly openapiPath: string;
   /** Replays of PUT/DELETE under an Idempotency-Key. */
   readonly idempotency: EtcdIdempotencyRecords;
+  /** Serve HTTPS requiring a client certificate from this CA (mTLS); plaintext when absent. */
+  readonly tls?: TlsMaterial;
+  /** Who calls, limits, audit of refusals (default: everybody is the insecure-dev principal). */
+  readonly access?: RestAccess;
+  /** Largest request body (default BODY_LIMIT_BYTES). */
+  readonly bodyLimitBytes?: number;
+  /** One span per request (continuing a caller's traceparent); the trace id in every response. */
+  readonly traced?: boolean;
 }
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
+export const REQUEST_RECEIVE_DEADLINE_MS = 30_000;
 
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger | undefined,
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: BODY_LIMIT_BYTES,
+    bodyLimit: deps.bodyLimitBytes ?? BODY_LIMIT_BYTES,
+    // A request (headers and body; not the answer, so not an event stream) must arrive within this.
+    requestTimeout: REQUEST_RECEIVE_DEADLINE_MS,
+    // mTLS: the handshake refuses a missing, foreign, expired or not-yet-valid client certificate.
+    ...(deps.tls
+      ? { https: { ca: deps.tls.ca, cert: deps.tls.cert, key: deps.tls.key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' as const } }
+      : {}),
     genReqId: () => crypto.randomUUID(),
     schemaErrorFormatter: formatValidationErrors,
   });
+  // Before any hook or route: it instruments what is declared after it.
+  if (deps.traced) await app.register(httpTracing());
   // Bodies are JSON and are validated as sent: a wrong type is refused, never coerced ("5" is not
   // 5, {..} is not [{..}]), and unknown fields are refused, never stripped. Only path and query
   // values, which are always strings on the wire, are converted to the declared types.
@@ -58,6 +80,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // No route takes text: a text/plain body gets 415 like any other non-JSON body.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
+  registerAccess(app, deps.access ?? INSECURE_REST_ACCESS);
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}`, details: {}, requestId: req.id });
   });
@@ -103,7 +126,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       return reply.status(r.status).send(r.body);
     }
     const hash = createHash('sha256').update(canonicalRequest(req.method, req.url, req.body)).digest('hex');
-    const r = await deps.idempotency.once(key, hash, apply);
+    // A key is its principal's own (except in insecure dev mode, where everybody is one principal).
+    const principal = req.principal && !req.principal.unrestricted ? req.principal.name : undefined;
+    const r = await deps.idempotency.once(key, hash, apply, principal);
     if (r.replayed) void reply.header('idempotent-replayed', 'true');
     return reply.status(r.status).send(r.body);
   };
@@ -117,16 +142,15 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       }
       const spec = validateChainSpec({ ...req.body, id: req.params.id }, deps.limits);
       return once(req, reply, async () => {
-        const existed = (await deps.store.getSpec(spec.id)) !== undefined;
-        await deps.store.putSpec(spec);
-        return { status: existed ? 200 : 201, body: spec };
+        const { created } = await deps.control.putChain(spec, { audit: req.audit ?? undefined });
+        return { status: created ? 201 : 200, body: spec };
       });
     },
   );
 
   app.delete<{ Params: { id: string } }>('/v1/chains/:id', { schema: { params: chainIdParams, headers: mutationHeaders } }, async (req, reply) =>
     once(req, reply, async () => {
-      if (!(await deps.store.deleteChain(req.params.id))) throw new BatonError('NOT_FOUND', `chain ${req.params.id} does not exist`);
+      await deps.control.deleteChain(req.params.id, { audit: req.audit ?? undefined });
       return { status: 204, body: undefined };
     }),
   );
@@ -147,12 +171,13 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     { schema: { body: fleetSettingsBody, headers: mutationHeaders } },
     async (req, reply) =>
       once(req, reply, async () => {
-        await deps.store.putFleetSettings(req.body);
-        return { status: 200, body: await deps.store.getFleetSettings() };
+        return { status: 200, body: await deps.control.putFleetSettings(req.body, { audit: req.audit ?? undefined }) };
       }),
   );
 
   registerOperationRoutes(app, deps.control);
+  registerHeadRoutes(app, deps.control);
   registerEventRoutes(app, deps.events, deps.sseHeartbeatMs ?? SSE_HEARTBEAT_MS);
+  registerAuditRoutes(app, deps.control);
   return app;
 }

@@ -10,6 +10,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NOT_SUPERVISOR: 409,
   FENCED: 409,
   STALE_TERM: 409,
+  NOT_LEADER: 409,
   HEAD_BEHIND: 409,
   HEAD_MISMATCH: 409,
   MISCONFIGURED: 409,
@@ -24,6 +25,9 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NODE_UNREACHABLE: 503,
   UNAVAILABLE: 503,
   INTERNAL: 500,
+  UNAUTHENTICATED: 401,
+  PERMISSION_DENIED: 403,
+  RESOURCE_EXHAUSTED: 429,
 };
 
 export interface ErrorBody {
@@ -38,6 +42,10 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   let status: number;
   if (err instanceof BatonError) {
     status = HTTP_STATUS[err.code];
+    // Over a rate limit: when the bucket has a token again.
+    if (err.code === 'RESOURCE_EXHAUSTED' && typeof err.details.retryAfterMs === 'number') {
+      void reply.header('retry-after', String(Math.max(1, Math.ceil(err.details.retryAfterMs / 1000))));
+    }
     body = { code: err.code, message: err.message, details: err.details, requestId: req.id };
   } else if ('validation' in err && err.validation) {
     status = 400;

@@ -33,6 +33,7 @@ export function registerOperationRoutes(app: FastifyInstance, control: ControlPl
       requestId: req.id,
       idempotencyKey: typeof key === 'string' ? key : undefined,
       canonical: canonicalRequest(req.method, path, req.body),
+      ...(req.audit ? { audit: req.audit } : {}),
     });
     if (replayed) void reply.header('idempotent-replayed', 'true');
     return reply.status(202).header('location', `/v1/operations/${operation.id}`).send(viewOperation(operation));

@@ -73,6 +73,7 @@ export interface OperationView {
   executor: string | null;
   requestId: string;
   idempotencyKey: string | null;
+  traceId: string | null;
 }
 
 /** The params as a request body would carry them (times as RFC 3339). */
@@ -119,5 +120,6 @@ export function viewOperation(op: Operation): OperationView {
     executor: op.executor ?? null,
     requestId: op.requestId,
     idempotencyKey: op.idempotencyKey ?? null,
+    traceId: op.traceId ?? null,
   };
 }

@@ -1,11 +1,13 @@
 // Baton's side of the node channel: the core's NodeControl port over evnode.admin.v1 gRPC.
 // One client (channel) per node endpoint, reused; every call carries the adapter's deadline.
 import * as grpc from '@grpc/grpc-js';
-import type { NodeSpec } from '../../core/chain.js';
+import type { FencingMode, NodeSpec } from '../../core/chain.js';
 import { BatonError, type ErrorCode } from '../../core/errors.js';
 import type { NodeReport } from '../../core/observation.js';
-import type { HandoffTicket, NodeControl, StartGrant } from '../../core/ports.js';
+import type { HandoffTicket, NodeCallOptions, NodeControl, StartGrant } from '../../core/ports.js';
 import { termToToken, type Term } from '../../core/term.js';
+import { FencingMode as WireFencingMode } from '../../gen/evnode/admin/v1/control.js';
+import { systemClock } from '../system-clock.js';
 import { createControlClient, grpcStatusOf, type ControlClient } from './grpc.js';
 import { ERROR_CODE_KEY, fromHex, toHex } from './wire.js';
 
@@ -51,6 +53,14 @@ export class GrpcNodeControl implements NodeControl {
     return c;
   }
 
+  /** The call's deadline: the adapter's, or the earlier end the caller fixed (on the system clock's monoMs). */
+  private deadline(options: NodeCallOptions | undefined): { deadlineMs: number } {
+    const notAfter = options?.notAfterMonoMs;
+    if (notAfter === undefined) return { deadlineMs: this.deadlineMs };
+    // A call whose end has passed fails at once as DEADLINE_EXCEEDED, without being sent.
+    return { deadlineMs: Math.min(this.deadlineMs, Math.max(0.001, notAfter - systemClock.monoMs())) };
+  }
+
   private async call<T>(node: NodeSpec, rpc: string, fn: (c: ControlClient) => Promise<T>): Promise<T> {
     try {
       return await fn(this.client(node));
@@ -80,7 +90,7 @@ export class GrpcNodeControl implements NodeControl {
     };
   }
 
-  async start(node: NodeSpec, grant: StartGrant): Promise<void> {
+  async start(node: NodeSpec, grant: StartGrant, options?: NodeCallOptions): Promise<void> {
     const head = grant.head;
     await this.call(node, 'StartSequencer', (c) =>
       c.startSequencer({
@@ -91,6 +101,7 @@ export class GrpcNodeControl implements NodeControl {
         leaseTtlMs: BigInt(grant.ttlMs),
         chainId: grant.chainId,
         nodeId: node.id,
+        fencingMode: wireMode(grant.mode),
         unsafe: head && {
           l2Number: BigInt(head.number),
           l2Hash: fromHex(head.hash),
@@ -100,13 +111,13 @@ export class GrpcNodeControl implements NodeControl {
           term: head.term,
           nodeId: head.nodeId,
         },
-      }),
+      }, this.deadline(options)),
     );
   }
 
-  async renew(node: NodeSpec, term: Term, ttlMs: number): Promise<void> {
+  async renew(node: NodeSpec, term: Term, ttlMs: number, options?: NodeCallOptions): Promise<void> {
     await this.call(node, 'RenewLease', (c) =>
-      c.renewLease({ leaseToken: termToToken(term), leaseTtlMs: BigInt(ttlMs), requester: this.requester }),
+      c.renewLease({ leaseToken: termToToken(term), leaseTtlMs: BigInt(ttlMs), requester: this.requester }, this.deadline(options)),
     );
   }
 
@@ -128,14 +139,15 @@ export class GrpcNodeControl implements NodeControl {
     };
   }
 
-  async completeHandoff(node: NodeSpec, ticket: HandoffTicket, term: Term, ttlMs: number): Promise<void> {
+  async completeHandoff(node: NodeSpec, ticket: HandoffTicket, term: Term, ttlMs: number, mode: FencingMode, options?: NodeCallOptions): Promise<void> {
     await this.call(node, 'CompleteHandoff', (c) =>
       c.completeHandoff({
         handoffTicket: ticket.ticket,
         leaseToken: termToToken(term),
         leaseTtlMs: BigInt(ttlMs),
+        fencingMode: wireMode(mode),
         requester: this.requester,
-      }),
+      }, this.deadline(options)),
     );
   }
 
@@ -143,4 +155,8 @@ export class GrpcNodeControl implements NodeControl {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
+}
+
+function wireMode(mode: FencingMode): WireFencingMode {
+  return mode === 'commit' ? WireFencingMode.FENCING_MODE_COMMIT : WireFencingMode.FENCING_MODE_LEASE;
 }

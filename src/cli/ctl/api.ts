@@ -71,6 +71,8 @@ export interface OperationJson {
   readonly steps?: readonly { name: string; state: string; atMs: number; detail: string }[];
   readonly result?: { term?: string; nodeId?: string; headNumber?: number; detail: string } | null;
   readonly error?: { code: string; message: string } | null;
+  /** Trace of the request that created it (open it in Jaeger). */
+  readonly traceId?: string | null;
 }
 
 export interface FleetSettings {

@@ -25,6 +25,9 @@ commands:
 
 global options (anywhere on the line):
   --url URL                 Baton's REST API (default $BATON_URL, else http://127.0.0.1:8080)
+  --ca FILE --cert FILE --key FILE
+                            mTLS: the CA of Baton's certificate, and this operator's client
+                            certificate and key (default $BATON_CA_FILE, $BATON_CERT_FILE, $BATON_KEY_FILE)
   --json                    print JSON instead of tables (events: one JSON object per line)
   --timeout MS              deadline of each HTTP call, beyond any server-side wait (default 10000)
   --reason TEXT             why, recorded with a mutation (default "baton ctl by $USER")
@@ -52,6 +55,8 @@ export interface GlobalOptions {
   readonly idempotencyKey: string;
   readonly wait: boolean;
   readonly waitTimeoutMs: number;
+  /** mTLS files (all three, or none: plaintext). */
+  readonly tls?: { readonly caFile: string; readonly certFile: string; readonly keyFile: string };
 }
 
 export type CtlCommand =
@@ -78,6 +83,9 @@ export type ChainFilter = (typeof CHAIN_FILTERS)[number];
 export interface CtlEnv {
   readonly BATON_URL?: string | undefined;
   readonly USER?: string | undefined;
+  readonly BATON_CA_FILE?: string | undefined;
+  readonly BATON_CERT_FILE?: string | undefined;
+  readonly BATON_KEY_FILE?: string | undefined;
 }
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -96,6 +104,9 @@ type FlagKind = 'bool' | 'value';
 
 const GLOBAL_FLAGS: Record<string, FlagKind> = {
   '--url': 'value',
+  '--ca': 'value',
+  '--cert': 'value',
+  '--key': 'value',
   '--json': 'bool',
   '--timeout': 'value',
   '--reason': 'value',
@@ -190,6 +201,7 @@ function parse(argv: readonly string[], env: CtlEnv, nowMs: number, newKey: () =
     idempotencyKey: parseIdempotencyKey(str('--idempotency-key') ?? newKey()),
     wait: !flags.has('--no-wait'),
     waitTimeoutMs: parseInteger('--wait-timeout', str('--wait-timeout'), 1, 7 * 24 * 3600 * 1000) ?? DEFAULT_WAIT_TIMEOUT_MS,
+    ...parseTls(str('--ca') ?? env.BATON_CA_FILE, str('--cert') ?? env.BATON_CERT_FILE, str('--key') ?? env.BATON_KEY_FILE),
   };
   const chainRule = 'lowercase letters, digits and "-", at most 63';
   const chain = (): string => parseId('CHAIN', positionals[0]!, CHAIN_ID, chainRule);
@@ -243,6 +255,13 @@ function parse(argv: readonly string[], env: CtlEnv, nowMs: number, newKey: () =
       break;
   }
   return { global, command };
+}
+
+function parseTls(caFile: string | undefined, certFile: string | undefined, keyFile: string | undefined): Pick<GlobalOptions, 'tls'> {
+  const given = [caFile, certFile, keyFile].filter((f) => f !== undefined && f !== '');
+  if (given.length === 0) return {};
+  if (given.length !== 3) throw new UsageError('--ca, --cert and --key go together (mTLS needs all three)');
+  return { tls: { caFile: caFile!, certFile: certFile!, keyFile: keyFile! } };
 }
 
 function parseUrl(value: string, source: string): string {

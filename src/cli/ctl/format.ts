@@ -148,6 +148,7 @@ export function formatOperation(op: OperationJson, style: Style = PLAIN): string
     const facts = [r.nodeId && `leader ${r.nodeId}`, r.term && `term ${r.term}`, r.headNumber !== undefined && `head ${r.headNumber}`].filter(Boolean);
     lines.push(`result: ${r.detail || 'done'}${facts.length ? `  (${facts.join(', ')})` : ''}`);
   }
+  if (op.traceId) lines.push(`trace: ${op.traceId}`);
   return lines.join('\n');
 }
 

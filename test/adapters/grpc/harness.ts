@@ -12,6 +12,9 @@ export const DEADLINE_MS = 5000;
 export interface Harness {
   readonly service: Service;
   readonly baton: BatonServiceClient;
+  /** The service's etcd and key prefix, for tests that set up state behind its back. */
+  readonly etcdEndpoints: readonly string[];
+  readonly prefix: string;
   /** Closes the service now (idempotent; also done at teardown). */
   close(): Promise<void>;
 }
@@ -25,6 +28,7 @@ export async function startService(t: Test, name: string): Promise<Harness> {
     etcd: { endpoints: cluster.endpoints, prefix: `/baton-${name}-${process.pid}/` },
     http: { host: '127.0.0.1', port: 0 },
     grpc: { host: '127.0.0.1', port: 0 },
+    security: { insecureDev: true },
   });
   const service = await serve(config);
   const baton = new BatonServiceClient(service.grpcAddress, credentials.createInsecure());
@@ -34,7 +38,7 @@ export async function startService(t: Test, name: string): Promise<Harness> {
     baton.close();
     await close();
   });
-  return { service, baton, close };
+  return { service, baton, close, etcdEndpoints: cluster.endpoints, prefix: `/baton-${name}-${process.pid}/` };
 }
 
 type Callback<Res> = (err: ServiceError | null, res: Res) => void;

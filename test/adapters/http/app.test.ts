@@ -202,7 +202,7 @@ t.test('a chain with a leader, a head and history conforms too (non-null terms a
   const second = await store.writeLeader(fence, first, { nodeId: 'n2', reason: 'n1 unhealthy', fromHead: 0, mode: 'lease' }, {
     ...history, nodeId: 'n2', previousNodeId: 'n1', previousTerm: first, fromHead: 0, reason: 'n1 unhealthy', durationMs: 840,
   });
-  await store.recordHead(fence, second, 0n, {
+  await store.recordHead(fence, second, { revision: 0n, head: undefined }, {
     number: 12, hash: 'ab'.repeat(32), parentHash: 'cd'.repeat(32), term: second, nodeId: 'n2', l1Origin: '0xl1', timestamp: 1_700_000_000,
   });
 
@@ -301,7 +301,6 @@ const BAD_SPECS: BadCase[] = [
   { name: 'probe interval below the node deadline', payload: withPolicy({ probeIntervalMs: 200, leaseTtlMs: 6000 }), status: 400, code: 'INVALID_ARGUMENT', names: /probeIntervalMs.*deadline/ },
   { name: 'lease below the supervisor-takeover minimum', payload: withPolicy({ probeIntervalMs: 250, leaseTtlMs: 4000 }), status: 400, code: 'INVALID_ARGUMENT', names: /leaseTtlMs.*4500/ },
   { name: 'stall window shorter than two probes', payload: withPolicy({ blockTimeMs: 100, stallFactor: 2 }), status: 400, code: 'INVALID_ARGUMENT', names: 'stallFactor' },
-  { name: 'fencingMode commit (not supported yet)', payload: withPolicy({ fencingMode: 'commit' }), status: 400, code: 'INVALID_ARGUMENT', names: /fencingMode.*commit/ },
   { name: 'fencingMode unknown', payload: withPolicy({ fencingMode: 'raft' }), status: 400, code: 'INVALID_ARGUMENT', names: 'fencingMode' },
   { name: 'empty nodes', payload: validSpec({ nodes: [] }), status: 400, code: 'INVALID_ARGUMENT', names: 'nodes' },
   { name: 'no nodes', payload: { policy: {} }, status: 400, code: 'INVALID_ARGUMENT', names: 'nodes' },

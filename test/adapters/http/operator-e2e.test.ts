@@ -30,6 +30,7 @@ const service = await serve(
     etcd: { ...FAST_BATON_CONFIG.etcd, endpoints: cluster.endpoints, prefix: `/baton-e2e-${process.pid}/` },
     http: { host: '127.0.0.1', port: 0 },
     grpc: { host: '127.0.0.1', port: 0 },
+    security: { insecureDev: true },
   }),
 );
 t.teardown(() => service.close());

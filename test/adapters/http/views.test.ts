@@ -61,6 +61,7 @@ t.test('operation view', async (t) => {
     result: { term: '9', nodeId: 'n2', detail: 'done' },
     error: null,
     executor: null,
+    traceId: null,
     requestId: 'req-1',
     idempotencyKey: null,
   });

@@ -39,6 +39,12 @@ export const protobufFileName = "baton/v1/baton.proto";
  * the same request returns the first operation (`replayed`), the same key with another request is
  * refused (FAILED_PRECONDITION, baton-error-code IDEMPOTENCY_MISMATCH). PutChain, DeleteChain and
  * PutFleetSettings are idempotent by themselves (put and delete semantics).
+ *
+ * Outside insecure dev mode every call needs mTLS: the principal is the subject CN (else the first
+ * SAN) of the client certificate, and each method has exactly one required permission
+ * (src/api/access.ts). UNAUTHENTICATED: the certificate names no usable principal;
+ * PERMISSION_DENIED: its roles lack the permission (the attempt is audited); RESOURCE_EXHAUSTED:
+ * over the principal's rate, stream or long-poll limit, or a message over the size limit.
  */
 
 export enum FencingMode {
@@ -600,6 +606,14 @@ export interface GetChainResponse {
   chain: ChainStatus | undefined;
 }
 
+/**
+ * The active node's next block, before the node gossips it. `head.term` and `head.node_id` may be
+ * left unset; when set they must equal `term` and `node_id`. Errors (baton-error-code):
+ * STALE_TERM (FAILED_PRECONDITION): `term` is not the chain's current term: stop producing.
+ * NOT_LEADER (FAILED_PRECONDITION): the term belongs to another node.
+ * HEAD_MISMATCH (FAILED_PRECONDITION): the block does not extend the committed head by one
+ * (details: parent, gap, committed-height).
+ */
 export interface CommitUnsafeHeadRequest {
   chainId: string;
   nodeId: string;
@@ -608,7 +622,14 @@ export interface CommitUnsafeHeadRequest {
 }
 
 export interface CommitUnsafeHeadResponse {
-  head: UnsafeHead | undefined;
+  /** the committed head */
+  head:
+    | UnsafeHead
+    | undefined;
+  /** the same head was already committed (a retry): nothing was written */
+  duplicate: boolean;
+  /** etcd mod revision of the chain's head key */
+  revision: bigint;
 }
 
 export interface PutChainRequest {
@@ -706,6 +727,8 @@ export interface Operation {
   idempotencyKey: string;
   /** replica that executes (or executed) it */
   executor: string;
+  /** the trace of the request that made it (W3C trace id, hex); empty: none */
+  traceId: string;
 }
 
 export interface FailoverRequest {
@@ -860,6 +883,70 @@ export interface WatchEventsRequest {
 
 export interface WatchEventsResponse {
   event: Event | undefined;
+}
+
+export interface QueryAuditRequest {
+  /** empty: every chain (and fleet-wide records) */
+  chainId: string;
+  /** empty: every principal */
+  principal: string;
+  /** unset: from the oldest record kept (inclusive) */
+  from:
+    | Date
+    | undefined;
+  /** unset: up to now (inclusive) */
+  to:
+    | Date
+    | undefined;
+  /** 0: 50; at most 1000 */
+  limit: number;
+}
+
+/** Leader, term and head of a chain at one moment. */
+export interface LeadershipSnapshot {
+  /** empty: none */
+  leader: string;
+  /** 0: none */
+  term: bigint;
+  /** unset: no recorded head */
+  head?: bigint | undefined;
+}
+
+export interface AuditRecord {
+  /** sorts by time */
+  id: string;
+  at:
+    | Date
+    | undefined;
+  /** subject CN (else first SAN) of the client certificate */
+  principal: string;
+  /** the role that allowed the call; the principal's roles when it was denied */
+  role: string;
+  /** the gRPC method name (REST routes use the same names) */
+  action: string;
+  chainId: string;
+  reason: string;
+  requestId: string;
+  traceId: string;
+  idempotencyKey: string;
+  /** unset: not a chain change, or unknown */
+  before: LeadershipSnapshot | undefined;
+  after:
+    | LeadershipSnapshot
+    | undefined;
+  /** accepted, applied, replayed, denied, refused, failed */
+  outcome: string;
+  /** Baton's error code of a refusal or failure */
+  errorCode: string;
+  errorMessage: string;
+  /** the operation an accepted intent created */
+  operationId: string;
+  /** HTTP status or gRPC status name answered */
+  status: string;
+}
+
+export interface QueryAuditResponse {
+  records: AuditRecord[];
 }
 
 function createBaseUnsafeHead(): UnsafeHead {
@@ -3247,13 +3334,22 @@ export const CommitUnsafeHeadRequest: MessageFns<CommitUnsafeHeadRequest> = {
 };
 
 function createBaseCommitUnsafeHeadResponse(): CommitUnsafeHeadResponse {
-  return { head: undefined };
+  return { head: undefined, duplicate: false, revision: 0n };
 }
 
 export const CommitUnsafeHeadResponse: MessageFns<CommitUnsafeHeadResponse> = {
   encode(message: CommitUnsafeHeadResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.head !== undefined) {
       UnsafeHead.encode(message.head, writer.uint32(10).fork()).join();
+    }
+    if (message.duplicate !== false) {
+      writer.uint32(16).bool(message.duplicate);
+    }
+    if (message.revision !== 0n) {
+      if (BigInt.asUintN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.revision);
     }
     return writer;
   },
@@ -3279,6 +3375,22 @@ export const CommitUnsafeHeadResponse: MessageFns<CommitUnsafeHeadResponse> = {
             message.head = UnsafeHead.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.duplicate = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.revision = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3292,13 +3404,23 @@ export const CommitUnsafeHeadResponse: MessageFns<CommitUnsafeHeadResponse> = {
   },
 
   fromJSON(object: any): CommitUnsafeHeadResponse {
-    return { head: isSet(object.head) ? UnsafeHead.fromJSON(object.head) : undefined };
+    return {
+      head: isSet(object.head) ? UnsafeHead.fromJSON(object.head) : undefined,
+      duplicate: isSet(object.duplicate) ? globalThis.Boolean(object.duplicate) : false,
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+    };
   },
 
   toJSON(message: CommitUnsafeHeadResponse): unknown {
     const obj: any = {};
     if (message.head !== undefined) {
       obj.head = UnsafeHead.toJSON(message.head);
+    }
+    if (message.duplicate !== false) {
+      obj.duplicate = message.duplicate;
+    }
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
     }
     return obj;
   },
@@ -3311,6 +3433,8 @@ export const CommitUnsafeHeadResponse: MessageFns<CommitUnsafeHeadResponse> = {
     message.head = (object.head !== undefined && object.head !== null)
       ? UnsafeHead.fromPartial(object.head)
       : undefined;
+    message.duplicate = object.duplicate ?? false;
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
     return message;
   },
 };
@@ -4349,6 +4473,7 @@ function createBaseOperation(): Operation {
     requestId: "",
     idempotencyKey: "",
     executor: "",
+    traceId: "",
   };
 }
 
@@ -4416,6 +4541,9 @@ export const Operation: MessageFns<Operation> = {
     }
     if (message.executor !== "") {
       writer.uint32(138).string(message.executor);
+    }
+    if (message.traceId !== "") {
+      writer.uint32(146).string(message.traceId);
     }
     return writer;
   },
@@ -4569,6 +4697,14 @@ export const Operation: MessageFns<Operation> = {
             message.executor = reader.string();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.traceId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4630,6 +4766,11 @@ export const Operation: MessageFns<Operation> = {
         ? globalThis.String(object.idempotency_key)
         : "",
       executor: isSet(object.executor) ? globalThis.String(object.executor) : "",
+      traceId: isSet(object.traceId)
+        ? globalThis.String(object.traceId)
+        : isSet(object.trace_id)
+        ? globalThis.String(object.trace_id)
+        : "",
     };
   },
 
@@ -4686,6 +4827,9 @@ export const Operation: MessageFns<Operation> = {
     if (message.executor !== "") {
       obj.executor = message.executor;
     }
+    if (message.traceId !== "") {
+      obj.traceId = message.traceId;
+    }
     return obj;
   },
 
@@ -4721,6 +4865,7 @@ export const Operation: MessageFns<Operation> = {
     message.requestId = object.requestId ?? "";
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.executor = object.executor ?? "";
+    message.traceId = object.traceId ?? "";
     return message;
   },
 };
@@ -6907,6 +7052,694 @@ export const WatchEventsResponse: MessageFns<WatchEventsResponse> = {
   },
 };
 
+function createBaseQueryAuditRequest(): QueryAuditRequest {
+  return { chainId: "", principal: "", from: undefined, to: undefined, limit: 0 };
+}
+
+export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
+  encode(message: QueryAuditRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.principal !== "") {
+      writer.uint32(18).string(message.principal);
+    }
+    if (message.from !== undefined) {
+      Timestamp.encode(toTimestamp(message.from), writer.uint32(26).fork()).join();
+    }
+    if (message.to !== undefined) {
+      Timestamp.encode(toTimestamp(message.to), writer.uint32(34).fork()).join();
+    }
+    if (message.limit !== 0) {
+      writer.uint32(40).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueryAuditRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueryAuditRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.from = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.to = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QueryAuditRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      principal: isSet(object.principal) ? globalThis.String(object.principal) : "",
+      from: isSet(object.from) ? fromJsonTimestamp(object.from) : undefined,
+      to: isSet(object.to) ? fromJsonTimestamp(object.to) : undefined,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: QueryAuditRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.principal !== "") {
+      obj.principal = message.principal;
+    }
+    if (message.from !== undefined) {
+      obj.from = message.from.toISOString();
+    }
+    if (message.to !== undefined) {
+      obj.to = message.to.toISOString();
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<QueryAuditRequest>): QueryAuditRequest {
+    return QueryAuditRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<QueryAuditRequest>): QueryAuditRequest {
+    const message = createBaseQueryAuditRequest();
+    message.chainId = object.chainId ?? "";
+    message.principal = object.principal ?? "";
+    message.from = object.from ?? undefined;
+    message.to = object.to ?? undefined;
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseLeadershipSnapshot(): LeadershipSnapshot {
+  return { leader: "", term: 0n, head: undefined };
+}
+
+export const LeadershipSnapshot: MessageFns<LeadershipSnapshot> = {
+  encode(message: LeadershipSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.leader !== "") {
+      writer.uint32(10).string(message.leader);
+    }
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.term);
+    }
+    if (message.head !== undefined) {
+      if (BigInt.asUintN(64, message.head) !== message.head) {
+        throw new globalThis.Error("value provided for field message.head of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.head);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeadershipSnapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeadershipSnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.leader = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.head = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeadershipSnapshot {
+    return {
+      leader: isSet(object.leader) ? globalThis.String(object.leader) : "",
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      head: isSet(object.head) ? BigInt(object.head) : undefined,
+    };
+  },
+
+  toJSON(message: LeadershipSnapshot): unknown {
+    const obj: any = {};
+    if (message.leader !== "") {
+      obj.leader = message.leader;
+    }
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.head !== undefined) {
+      obj.head = message.head.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LeadershipSnapshot>): LeadershipSnapshot {
+    return LeadershipSnapshot.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeadershipSnapshot>): LeadershipSnapshot {
+    const message = createBaseLeadershipSnapshot();
+    message.leader = object.leader ?? "";
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.head = (object.head !== undefined && object.head !== null) ? BigInt(object.head) : undefined;
+    return message;
+  },
+};
+
+function createBaseAuditRecord(): AuditRecord {
+  return {
+    id: "",
+    at: undefined,
+    principal: "",
+    role: "",
+    action: "",
+    chainId: "",
+    reason: "",
+    requestId: "",
+    traceId: "",
+    idempotencyKey: "",
+    before: undefined,
+    after: undefined,
+    outcome: "",
+    errorCode: "",
+    errorMessage: "",
+    operationId: "",
+    status: "",
+  };
+}
+
+export const AuditRecord: MessageFns<AuditRecord> = {
+  encode(message: AuditRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.at !== undefined) {
+      Timestamp.encode(toTimestamp(message.at), writer.uint32(18).fork()).join();
+    }
+    if (message.principal !== "") {
+      writer.uint32(26).string(message.principal);
+    }
+    if (message.role !== "") {
+      writer.uint32(34).string(message.role);
+    }
+    if (message.action !== "") {
+      writer.uint32(42).string(message.action);
+    }
+    if (message.chainId !== "") {
+      writer.uint32(50).string(message.chainId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(66).string(message.requestId);
+    }
+    if (message.traceId !== "") {
+      writer.uint32(74).string(message.traceId);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(82).string(message.idempotencyKey);
+    }
+    if (message.before !== undefined) {
+      LeadershipSnapshot.encode(message.before, writer.uint32(90).fork()).join();
+    }
+    if (message.after !== undefined) {
+      LeadershipSnapshot.encode(message.after, writer.uint32(98).fork()).join();
+    }
+    if (message.outcome !== "") {
+      writer.uint32(106).string(message.outcome);
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(114).string(message.errorCode);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(122).string(message.errorMessage);
+    }
+    if (message.operationId !== "") {
+      writer.uint32(130).string(message.operationId);
+    }
+    if (message.status !== "") {
+      writer.uint32(138).string(message.status);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.at = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.traceId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.before = LeadershipSnapshot.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.after = LeadershipSnapshot.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditRecord {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      at: isSet(object.at) ? fromJsonTimestamp(object.at) : undefined,
+      principal: isSet(object.principal) ? globalThis.String(object.principal) : "",
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      traceId: isSet(object.traceId)
+        ? globalThis.String(object.traceId)
+        : isSet(object.trace_id)
+        ? globalThis.String(object.trace_id)
+        : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      before: isSet(object.before) ? LeadershipSnapshot.fromJSON(object.before) : undefined,
+      after: isSet(object.after) ? LeadershipSnapshot.fromJSON(object.after) : undefined,
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      errorCode: isSet(object.errorCode)
+        ? globalThis.String(object.errorCode)
+        : isSet(object.error_code)
+        ? globalThis.String(object.error_code)
+        : "",
+      errorMessage: isSet(object.errorMessage)
+        ? globalThis.String(object.errorMessage)
+        : isSet(object.error_message)
+        ? globalThis.String(object.error_message)
+        : "",
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+    };
+  },
+
+  toJSON(message: AuditRecord): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.at !== undefined) {
+      obj.at = message.at.toISOString();
+    }
+    if (message.principal !== "") {
+      obj.principal = message.principal;
+    }
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.traceId !== "") {
+      obj.traceId = message.traceId;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.before !== undefined) {
+      obj.before = LeadershipSnapshot.toJSON(message.before);
+    }
+    if (message.after !== undefined) {
+      obj.after = LeadershipSnapshot.toJSON(message.after);
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.errorCode !== "") {
+      obj.errorCode = message.errorCode;
+    }
+    if (message.errorMessage !== "") {
+      obj.errorMessage = message.errorMessage;
+    }
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AuditRecord>): AuditRecord {
+    return AuditRecord.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuditRecord>): AuditRecord {
+    const message = createBaseAuditRecord();
+    message.id = object.id ?? "";
+    message.at = object.at ?? undefined;
+    message.principal = object.principal ?? "";
+    message.role = object.role ?? "";
+    message.action = object.action ?? "";
+    message.chainId = object.chainId ?? "";
+    message.reason = object.reason ?? "";
+    message.requestId = object.requestId ?? "";
+    message.traceId = object.traceId ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.before = (object.before !== undefined && object.before !== null)
+      ? LeadershipSnapshot.fromPartial(object.before)
+      : undefined;
+    message.after = (object.after !== undefined && object.after !== null)
+      ? LeadershipSnapshot.fromPartial(object.after)
+      : undefined;
+    message.outcome = object.outcome ?? "";
+    message.errorCode = object.errorCode ?? "";
+    message.errorMessage = object.errorMessage ?? "";
+    message.operationId = object.operationId ?? "";
+    message.status = object.status ?? "";
+    return message;
+  },
+};
+
+function createBaseQueryAuditResponse(): QueryAuditResponse {
+  return { records: [] };
+}
+
+export const QueryAuditResponse: MessageFns<QueryAuditResponse> = {
+  encode(message: QueryAuditResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.records) {
+      AuditRecord.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueryAuditResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueryAuditResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.records.push(AuditRecord.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QueryAuditResponse {
+    return {
+      records: globalThis.Array.isArray(object?.records) ? object.records.map((e: any) => AuditRecord.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: QueryAuditResponse): unknown {
+    const obj: any = {};
+    if (message.records?.length) {
+      obj.records = message.records.map((e) => AuditRecord.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<QueryAuditResponse>): QueryAuditResponse {
+    return QueryAuditResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<QueryAuditResponse>): QueryAuditResponse {
+    const message = createBaseQueryAuditResponse();
+    message.records = object.records?.map((e) => AuditRecord.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type BatonServiceService = typeof BatonServiceService;
 export const BatonServiceService = {
   listChains: {
@@ -7094,6 +7927,20 @@ export const BatonServiceService = {
     responseSerialize: (value: WatchEventsResponse): Buffer => Buffer.from(WatchEventsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchEventsResponse => WatchEventsResponse.decode(value),
   },
+  /**
+   * The audit trail, newest first: one record per mutating request and per refused request,
+   * written in the same etcd txn as the change it records. Filters: chain, principal, time range.
+   * Append-only: no RPC deletes records; retention is by count and age (configuration).
+   */
+  queryAudit: {
+    path: "/baton.v1.BatonService/QueryAudit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: QueryAuditRequest): Buffer => Buffer.from(QueryAuditRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): QueryAuditRequest => QueryAuditRequest.decode(value),
+    responseSerialize: (value: QueryAuditResponse): Buffer => Buffer.from(QueryAuditResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): QueryAuditResponse => QueryAuditResponse.decode(value),
+  },
 } as const;
 
 export interface BatonServiceServer extends UntypedServiceImplementation {
@@ -7135,6 +7982,12 @@ export interface BatonServiceServer extends UntypedServiceImplementation {
    * Response headers come as soon as the stream is subscribed: no later event is missed.
    */
   watchEvents: handleServerStreamingCall<WatchEventsRequest, WatchEventsResponse>;
+  /**
+   * The audit trail, newest first: one record per mutating request and per refused request,
+   * written in the same etcd txn as the change it records. Filters: chain, principal, time range.
+   * Append-only: no RPC deletes records; retention is by count and age (configuration).
+   */
+  queryAudit: handleUnaryCall<QueryAuditRequest, QueryAuditResponse>;
 }
 
 export interface BatonServiceClient extends Client {
@@ -7405,6 +8258,26 @@ export interface BatonServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchEventsResponse>;
+  /**
+   * The audit trail, newest first: one record per mutating request and per refused request,
+   * written in the same etcd txn as the change it records. Filters: chain, principal, time range.
+   * Append-only: no RPC deletes records; retention is by count and age (configuration).
+   */
+  queryAudit(
+    request: QueryAuditRequest,
+    callback: (error: ServiceError | null, response: QueryAuditResponse) => void,
+  ): ClientUnaryCall;
+  queryAudit(
+    request: QueryAuditRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: QueryAuditResponse) => void,
+  ): ClientUnaryCall;
+  queryAudit(
+    request: QueryAuditRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: QueryAuditResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const BatonServiceClient = makeGenericClientConstructor(

@@ -52,6 +52,48 @@ export const protobufFileName = "evnode/admin/v1/control.proto";
  *   INVALID_ARGUMENT    malformed request (for example a lease token that is not 8 bytes)
  */
 
+export enum FencingMode {
+  /** FENCING_MODE_UNSPECIFIED - LEASE */
+  FENCING_MODE_UNSPECIFIED = 0,
+  /** FENCING_MODE_LEASE - the node stops when its lease lapses; a failover waits it out */
+  FENCING_MODE_LEASE = 1,
+  /** FENCING_MODE_COMMIT - as LEASE, and every block is committed to Baton before it is gossiped */
+  FENCING_MODE_COMMIT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function fencingModeFromJSON(object: any): FencingMode {
+  switch (object) {
+    case 0:
+    case "FENCING_MODE_UNSPECIFIED":
+      return FencingMode.FENCING_MODE_UNSPECIFIED;
+    case 1:
+    case "FENCING_MODE_LEASE":
+      return FencingMode.FENCING_MODE_LEASE;
+    case 2:
+    case "FENCING_MODE_COMMIT":
+      return FencingMode.FENCING_MODE_COMMIT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return FencingMode.UNRECOGNIZED;
+  }
+}
+
+export function fencingModeToJSON(object: FencingMode): string {
+  switch (object) {
+    case FencingMode.FENCING_MODE_UNSPECIFIED:
+      return "FENCING_MODE_UNSPECIFIED";
+    case FencingMode.FENCING_MODE_LEASE:
+      return "FENCING_MODE_LEASE";
+    case FencingMode.FENCING_MODE_COMMIT:
+      return "FENCING_MODE_COMMIT";
+    case FencingMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface UnsafeHead {
   l2Number: bigint;
   /** 32 bytes */
@@ -90,6 +132,12 @@ export interface StartSequencerRequest {
   chainId: string;
   /** the node refuses a start addressed to another node */
   nodeId: string;
+  /**
+   * COMMIT: before a block leaves the node it commits the block's head to Baton
+   * (baton.v1.BatonService/CommitUnsafeHead) under this term, and stops at the first STALE_TERM.
+   * In this mode `unsafe` is exact: the node continues from it.
+   */
+  fencingMode: FencingMode;
 }
 
 export interface StartSequencerResponse {
@@ -154,6 +202,8 @@ export interface CompleteHandoffRequest {
   /** Baton extensions. */
   leaseToken: Buffer;
   leaseTtlMs: bigint;
+  /** as in StartSequencerRequest */
+  fencingMode: FencingMode;
 }
 
 export interface CompleteHandoffResponse {
@@ -524,6 +574,7 @@ function createBaseStartSequencerRequest(): StartSequencerRequest {
     unsafe: undefined,
     chainId: "",
     nodeId: "",
+    fencingMode: 0,
   };
 }
 
@@ -558,6 +609,9 @@ export const StartSequencerRequest: MessageFns<StartSequencerRequest> = {
     }
     if (message.nodeId !== "") {
       writer.uint32(74).string(message.nodeId);
+    }
+    if (message.fencingMode !== 0) {
+      writer.uint32(80).int32(message.fencingMode);
     }
     return writer;
   },
@@ -647,6 +701,14 @@ export const StartSequencerRequest: MessageFns<StartSequencerRequest> = {
             message.nodeId = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.fencingMode = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -694,6 +756,11 @@ export const StartSequencerRequest: MessageFns<StartSequencerRequest> = {
         : isSet(object.node_id)
         ? globalThis.String(object.node_id)
         : "",
+      fencingMode: isSet(object.fencingMode)
+        ? fencingModeFromJSON(object.fencingMode)
+        : isSet(object.fencing_mode)
+        ? fencingModeFromJSON(object.fencing_mode)
+        : 0,
     };
   },
 
@@ -726,6 +793,9 @@ export const StartSequencerRequest: MessageFns<StartSequencerRequest> = {
     if (message.nodeId !== "") {
       obj.nodeId = message.nodeId;
     }
+    if (message.fencingMode !== 0) {
+      obj.fencingMode = fencingModeToJSON(message.fencingMode);
+    }
     return obj;
   },
 
@@ -747,6 +817,7 @@ export const StartSequencerRequest: MessageFns<StartSequencerRequest> = {
       : undefined;
     message.chainId = object.chainId ?? "";
     message.nodeId = object.nodeId ?? "";
+    message.fencingMode = object.fencingMode ?? 0;
     return message;
   },
 };
@@ -1570,6 +1641,7 @@ function createBaseCompleteHandoffRequest(): CompleteHandoffRequest {
     idempotencyKey: "",
     leaseToken: Buffer.alloc(0),
     leaseTtlMs: 0n,
+    fencingMode: 0,
   };
 }
 
@@ -1592,6 +1664,9 @@ export const CompleteHandoffRequest: MessageFns<CompleteHandoffRequest> = {
         throw new globalThis.Error("value provided for field message.leaseTtlMs of type uint64 too large");
       }
       writer.uint32(40).uint64(message.leaseTtlMs);
+    }
+    if (message.fencingMode !== 0) {
+      writer.uint32(48).int32(message.fencingMode);
     }
     return writer;
   },
@@ -1649,6 +1724,14 @@ export const CompleteHandoffRequest: MessageFns<CompleteHandoffRequest> = {
             message.leaseTtlMs = reader.uint64() as bigint;
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.fencingMode = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1684,6 +1767,11 @@ export const CompleteHandoffRequest: MessageFns<CompleteHandoffRequest> = {
         : isSet(object.lease_ttl_ms)
         ? BigInt(object.lease_ttl_ms)
         : 0n,
+      fencingMode: isSet(object.fencingMode)
+        ? fencingModeFromJSON(object.fencingMode)
+        : isSet(object.fencing_mode)
+        ? fencingModeFromJSON(object.fencing_mode)
+        : 0,
     };
   },
 
@@ -1704,6 +1792,9 @@ export const CompleteHandoffRequest: MessageFns<CompleteHandoffRequest> = {
     if (message.leaseTtlMs !== 0n) {
       obj.leaseTtlMs = message.leaseTtlMs.toString();
     }
+    if (message.fencingMode !== 0) {
+      obj.fencingMode = fencingModeToJSON(message.fencingMode);
+    }
     return obj;
   },
 
@@ -1719,6 +1810,7 @@ export const CompleteHandoffRequest: MessageFns<CompleteHandoffRequest> = {
     message.leaseTtlMs = (object.leaseTtlMs !== undefined && object.leaseTtlMs !== null)
       ? BigInt(object.leaseTtlMs)
       : 0n;
+    message.fencingMode = object.fencingMode ?? 0;
     return message;
   },
 };
