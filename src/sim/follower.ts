@@ -1,7 +1,10 @@
 // How a standby follows its peers: pull the blocks above its head and adopt those that link. When a
 // peer's branch does not link (this node holds blocks the peer's branch lacks), find the common
-// ancestor and switch to the peer's branch only if its first divergent block has a higher term:
-// a later term can only come from a later leader, so it wins; an equal or lower one never does.
+// ancestor and switch to the peer's branch only if it ends in a higher term than this node's: a later
+// term can only come from a later leader, so its branch wins, even when that leader was started on
+// a block of an older term than the one this node holds at the same height; an equal or lower one
+// never does. (Terms never decrease along a branch, so the last block fetched of the peer's branch
+// is a lower bound of its tip's term.)
 import { type BlockChain, isWellFormed, type SimBlock } from './chain.js';
 
 export interface BlockSource {
@@ -141,8 +144,8 @@ async function reorgOnto(peer: string, ctx: FollowContext, limit: number): Promi
       if (lo === 1 || head - lo + 1 >= MAX_REORG_DEPTH) return 0;
       continue;
     }
-    const ours = chain.at(d)!;
-    if (!isWellFormed(diverged) || diverged.term <= ours.term) return 0; // our branch stands
+    const theirs = blocks[blocks.length - 1]!;
+    if (!isWellFormed(diverged) || theirs.term <= chain.head.term) return 0; // our branch stands
     if (limit < d) return 0; // lagging on purpose: not that far yet
     const dropped = chain.head;
     chain.truncate(d - 1);

@@ -101,6 +101,20 @@ t.test('a diverged standby switches only to a higher-term branch', async (t) => 
   t.equal(keep.height, 30);
   t.same(f2.reorgs, []);
 
+  // The branch ending in the later term wins even where its first divergent block is older: a
+  // leader of term 3 was started on the old active's block 28 (term 1), while this standby holds
+  // 28..30 from a term-2 leader that the term-3 one replaced.
+  const base = fork(old, 27);
+  const mine = fork(base, 27);
+  grow(mine, 3, 2n, 'a2', 60_000);
+  const later = fork(base, 27);
+  grow(later, 1, 1n, 'a1', 61_000);
+  grow(later, 7, 3n, 'a3', 62_000);
+  const f5 = follow(mine, later);
+  t.equal(await followPeer('p', f5.ctx), 8, 'it switches to the branch that ends in term 3');
+  t.same(f5.reorgs.map((r) => [r.ancestor, r.droppedHead]), [[27, 30]]);
+  t.equal(mine.head.hash.toString('hex'), later.head.hash.toString('hex'));
+
   // A divergence deeper than the first search window is found too.
   const deepStandby = fork(old, 30);
   const deep = fork(old, 5);
