@@ -42,6 +42,8 @@ export interface BatonProcess {
   readonly process: ManagedProcess;
   readonly pid: number;
   readonly url: string;
+  /** host:port of its gRPC API. */
+  readonly grpcAddress: string;
   /** http://host:port of /livez, /readyz and /metrics. */
   readonly opsUrl: string;
   readonly outputFile: string;
@@ -67,6 +69,7 @@ export async function startBaton(opts: StartBatonOptions): Promise<BatonProcess>
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   let address: string | undefined;
   let opsAddress: string | undefined;
+  let grpcAddress: string | undefined;
   const proc = await ManagedProcess.start({
     command: process.execPath,
     args: [BATON_BIN, 'serve', '--config', configFile],
@@ -78,7 +81,7 @@ export async function startBaton(opts: StartBatonOptions): Promise<BatonProcess>
   });
   try {
     const line = await proc.waitForLine((l) => l.includes('"baton serving"'), opts.readyTimeoutMs ?? 20_000);
-    ({ address, opsAddress } = JSON.parse(line) as { address: string; opsAddress: string });
+    ({ address, opsAddress, grpcAddress } = JSON.parse(line) as { address: string; opsAddress: string; grpcAddress: string });
   } catch (err) {
     await proc.kill();
     throw new Error(`baton ${opts.replicaId} did not start (see ${outputFile}): ${err instanceof Error ? err.message : String(err)}`);
@@ -90,6 +93,7 @@ export async function startBaton(opts: StartBatonOptions): Promise<BatonProcess>
     pid: proc.pid,
     url,
     opsUrl: opsAddress!,
+    grpcAddress: grpcAddress!,
     outputFile,
     api: new BatonApi(url, undefined, opts.security?.client),
     stop: (graceMs) => proc.stop(graceMs),

@@ -8,7 +8,6 @@ import type { ChainPolicy } from '../core/chain.js';
 import { startBaton, type BatonApi, type BatonProcess, type ChainViewJson, type DevSecurity } from './baton.js';
 import { CertificateAuthority } from './certs.js';
 import { EtcdCluster } from './etcd.js';
-import { freePort } from './ports.js';
 import { waitFor } from './process.js';
 import { startSim, wirePeers, type SimNodeHandle, type SimProcess } from './sim.js';
 
@@ -105,10 +104,10 @@ export class DevStack {
     const stack = new DevStack(opts, etcd, [], [], opts.tls ? mintStackTls(join(opts.dir, 'certs')) : undefined);
     try {
       const blockTimeMs = opts.blockTimeMs ?? 200;
-      // Nodes commit to Baton in commit mode, so they are told its gRPC addresses at start: each
-      // replica gets its port now and keeps it across restarts.
-      for (let i = 0; i < opts.replicas; i++) stack.grpcPorts.set(`r${i + 1}`, await freePort());
-      const baton = [...stack.grpcPorts.values()].map((p) => `127.0.0.1:${p}`);
+      // Nodes commit to Baton in commit mode, so they are told its gRPC addresses at start: the
+      // replicas start first (each binds a free port and keeps it across restarts), then the nodes.
+      for (let i = 0; i < opts.replicas; i++) await stack.startReplica(`r${i + 1}`);
+      const baton = stack.batonEndpoints();
       for (const chain of opts.chains) {
         const procs = await Promise.all(
           chain.nodes.map((node) => startSim({ logDir: join(opts.dir, 'sim'), nodes: [{ chain: chain.id, node, blockTimeMs, baton }] })),
@@ -116,7 +115,6 @@ export class DevStack {
         chain.nodes.forEach((node, i) => stack.sims.push({ chain: chain.id, node, process: procs[i]! }));
         await wirePeers(procs.map((p) => p.nodes[0]!));
       }
-      for (let i = 0; i < opts.replicas; i++) await stack.startReplica(`r${i + 1}`);
       for (const chain of opts.chains) {
         const endpoint = (node: string): Promise<string> | string => {
           const address = stack.node(chain.id, node).address;
@@ -138,16 +136,28 @@ export class DevStack {
 
   async startReplica(replicaId: string): Promise<BatonProcess> {
     const existing = this.replicas.findIndex((r) => r.replicaId === replicaId);
-    const replica = await startBaton({
+    const start = (grpcPort: number | undefined) => startBaton({
       replicaId,
       etcd: this.etcd.endpoints,
       dir: this.opts.dir,
-      grpcPort: this.grpcPorts.get(replicaId),
+      grpcPort,
       config: this.opts.batonConfig,
       security: this.tls?.security,
       env: this.opts.batonEnv,
       onLine: (line) => this.opts.onBatonLine?.(replicaId, line),
     });
+    // A restart takes the port the nodes were told; should another process have taken it
+    // meanwhile, a new one (the nodes then commit through the other replicas).
+    const known = this.grpcPorts.get(replicaId);
+    let replica: BatonProcess;
+    try {
+      replica = await start(known);
+    } catch (err) {
+      if (known === undefined) throw err;
+      process.stderr.write(`devstack: ${replicaId} could not take gRPC port ${known} again (${(err as Error).message}); starting it on a new port\n`);
+      replica = await start(undefined);
+    }
+    this.grpcPorts.set(replicaId, Number(replica.grpcAddress.slice(replica.grpcAddress.lastIndexOf(':') + 1)));
     if (existing >= 0) this.replicas[existing] = replica;
     else this.replicas.push(replica);
     return replica;
