@@ -130,8 +130,7 @@ export class EtcdChainStore implements ChainStore {
     if (!spec) return undefined;
     return {
       spec: parseJson<ChainSpec>(spec),
-      leader: leader ? toLeaderRecord(leader) : undefined,
-      previousMode: leader ? parseJson<StoredLeader>(leader).previousMode : undefined,
+      ...toLeaderState(leader),
       head: head ? toHead(head) : undefined,
       headRevision: head ? toRevision(head.mod_revision) : 0n,
       supervisor: supervisor?.value.toString(),
@@ -380,9 +379,14 @@ function toCommitBase(leader: IKeyValue | undefined, head: IKeyValue | undefined
   };
 }
 
-function toLeaderRecord(kv: IKeyValue): LeaderRecord {
+/** The leader record and the mode of the term it replaced, from one parse of the leader key. */
+function toLeaderState(kv: IKeyValue | undefined): Pick<ChainState, 'leader' | 'previousMode'> {
+  if (!kv) return { leader: undefined, previousMode: undefined };
   const v = parseJson<StoredLeader>(kv);
-  return { nodeId: v.nodeId, term: toRevision(kv.mod_revision), mode: v.mode, sinceMs: v.sinceMs, reason: v.reason, fromHead: v.fromHead };
+  return {
+    leader: { nodeId: v.nodeId, term: toRevision(kv.mod_revision), mode: v.mode, sinceMs: v.sinceMs, reason: v.reason, fromHead: v.fromHead },
+    previousMode: v.previousMode,
+  };
 }
 
 function toHead(kv: IKeyValue): UnsafeHead {
