@@ -45,7 +45,7 @@ export interface SupervisorDeps {
   readonly tracer?: Tracer;
   /** Failover durations, leader changes, decisions (default: none). */
   readonly metrics?: Metrics;
-  /** UNSAFE, the drill's negative control only: no single flight, every wake starts a loop. */
+  /** UNSAFE, the drill's negative control only: no single flight; every wake starts a loop, and a second one alongside. */
   readonly unsafeOverlappingTicks?: boolean;
 }
 
@@ -213,6 +213,9 @@ export class ChainSupervisor {
     this.loopDone = this.change.tracer.outside(() => this.loop()).finally(() => {
       this.running = false;
     });
+    // The broken build overlaps every turn with a second one, so that the drill sees the
+    // consequence on every schedule rather than only when a wake happens to land mid-turn.
+    if (this.deps.unsafeOverlappingTicks) void this.change.tracer.outside(() => this.loop());
   }
 
   private async loop(): Promise<void> {
