@@ -41,6 +41,11 @@ export interface StackOptions {
    * proxy there to cut a node off from Baton while its peers still reach it directly.
    */
   readonly endpointFor?: (chain: string, node: string, address: string) => Promise<string>;
+  /**
+   * The etcd endpoints a replica is told (default: the members' own). Drills put a TCP proxy per
+   * replica and member there to cut one replica off from etcd, or delay its traffic.
+   */
+  readonly etcdFor?: (replicaId: string, endpoints: readonly string[]) => Promise<string[]>;
 }
 
 /** The CA and the certificates of a stack started with `tls`. */
@@ -136,9 +141,10 @@ export class DevStack {
 
   async startReplica(replicaId: string): Promise<BatonProcess> {
     const existing = this.replicas.findIndex((r) => r.replicaId === replicaId);
+    const etcd = this.opts.etcdFor ? await this.opts.etcdFor(replicaId, this.etcd.endpoints) : this.etcd.endpoints;
     const start = (grpcPort: number | undefined) => startBaton({
       replicaId,
-      etcd: this.etcd.endpoints,
+      etcd,
       dir: this.opts.dir,
       grpcPort,
       config: this.opts.batonConfig,

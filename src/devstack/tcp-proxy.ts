@@ -1,14 +1,56 @@
 // An in-process TCP proxy for drills: it sits between Baton and one node's admin endpoint (peers
-// keep talking to the node directly), so a node can be cut off from Baton alone. Modes:
+// keep talking to the node directly), or between one replica and one etcd member, so one party
+// can be cut off from another alone. Modes:
 //   pass       bytes flow both ways
 //   blackhole  connections are accepted and held, every byte is dropped (a silent partition:
 //              callers see their deadlines fire, not a refusal)
-//   delay      bytes flow, each chunk held back `delayMs` in both directions
-// Changing the mode cuts every open connection, so a call already in flight is not let through
-// after a blackhole began.
+//   delay      bytes flow, each chunk held back `delayMs` in both directions, in order
+// `setMode` cuts every open connection, so a call already in flight is not let through after a
+// blackhole began. `holdBack` changes the delay of the open connections too, without cutting
+// them: a request already written goes out late (a delayed packet), not never.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export type ProxyMode = { kind: 'pass' } | { kind: 'blackhole' } | { kind: 'delay'; delayMs: number };
+
+/** One direction of one connection: chunks leave in arrival order, each no earlier than its due time. */
+class Lane {
+  private readonly queue: { due: number; chunk: Buffer }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly to: Socket,
+    private readonly delayMs: () => number,
+  ) {}
+
+  push(chunk: Buffer): void {
+    const due = Date.now() + this.delayMs();
+    if (this.queue.length === 0 && due <= Date.now()) {
+      if (!this.to.destroyed) this.to.write(chunk);
+      return;
+    }
+    this.queue.push({ due, chunk });
+    this.drain();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.queue.length = 0;
+  }
+
+  private drain(): void {
+    if (this.timer) return;
+    const now = Date.now();
+    while (this.queue.length > 0 && this.queue[0]!.due <= now) {
+      const { chunk } = this.queue.shift()!;
+      if (!this.to.destroyed) this.to.write(chunk);
+    }
+    if (this.queue.length === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.drain();
+    }, this.queue[0]!.due - now);
+  }
+}
 
 export class TcpProxy {
   private mode: ProxyMode = { kind: 'pass' };
@@ -19,7 +61,7 @@ export class TcpProxy {
     private readonly server: Server,
     /** host:port the proxy listens on (what Baton is told). */
     readonly address: string,
-    /** host:port of the node behind it; changes when the node restarts elsewhere. */
+    /** host:port of the party behind it; changes when a node restarts elsewhere. */
     public target: string,
   ) {}
 
@@ -40,12 +82,21 @@ export class TcpProxy {
     return this.mode;
   }
 
+  /** Sets the mode for new connections and cuts every open one. */
   setMode(mode: ProxyMode): void {
     this.mode = mode;
     this.cutAll();
   }
 
-  /** Points the proxy at a new node address (a restarted node); open connections are cut. */
+  /**
+   * Delays every chunk by `delayMs` from now on, on the open connections as well as new ones,
+   * without cutting anything (0: pass). Chunks already held keep their order.
+   */
+  holdBack(delayMs: number): void {
+    this.mode = delayMs > 0 ? { kind: 'delay', delayMs } : { kind: 'pass' };
+  }
+
+  /** Points the proxy at a new address (a restarted node); open connections are cut. */
   retarget(target: string): void {
     this.target = target;
     this.cutAll();
@@ -74,33 +125,26 @@ export class TcpProxy {
       return;
     }
     this.track(client);
-    const mode = this.mode;
-    if (mode.kind === 'blackhole') {
+    if (this.mode.kind === 'blackhole') {
       client.on('data', () => undefined); // read and drop: the peer's writes never block
       return;
     }
     const i = this.target.lastIndexOf(':');
     const upstream = connect(Number(this.target.slice(i + 1)), this.target.slice(0, i));
     this.track(upstream);
+    // The delay is read per chunk, so `holdBack` reaches connections opened before it.
+    const delay = (): number => (this.mode.kind === 'delay' ? this.mode.delayMs : 0);
+    const up = new Lane(upstream, delay);
+    const down = new Lane(client, delay);
     const closeBoth = (): void => {
+      up.stop();
+      down.stop();
       client.destroy();
       upstream.destroy();
     };
     client.on('close', closeBoth);
     upstream.on('close', closeBoth);
-    if (mode.kind === 'pass') {
-      client.pipe(upstream);
-      upstream.pipe(client);
-      return;
-    }
-    const forward = (from: Socket, to: Socket): void => {
-      from.on('data', (chunk: Buffer) => {
-        setTimeout(() => {
-          if (!to.destroyed) to.write(chunk);
-        }, mode.delayMs);
-      });
-    };
-    forward(client, upstream);
-    forward(upstream, client);
+    client.on('data', (chunk: Buffer) => up.push(chunk));
+    upstream.on('data', (chunk: Buffer) => down.push(chunk));
   }
 }

@@ -5,11 +5,12 @@ import type { ActivityEntry } from '../sim/activity.js';
 import { LogTail } from '../bench/log-tail.js';
 import { waitFor } from '../devstack/process.js';
 import { leaseToken, readActivityLog } from '../devstack/sim.js';
+import { clusterStep } from './cluster-faults.js';
 import type { DrillStack, NodeSlot } from './stack.js';
 import type { FaultKind, Step } from './schedule.js';
 
 /** A fault that takes the active out: the drill times the failover it causes. */
-const ACTIVE_OUT: ReadonlySet<FaultKind> = new Set(['kill-active', 'pause-supervisor-kill-active', 'pause-supervisor-mid-failover', 'pause-active', 'stall-active', 'unhealthy-active', 'cut-active', 'lag-standby']);
+const ACTIVE_OUT: ReadonlySet<FaultKind> = new Set(['kill-active', 'pause-supervisor-kill-active', 'pause-supervisor-mid-failover', 'pause-active', 'stall-active', 'unhealthy-active', 'cut-active', 'lag-standby', 'delay-supervisor-etcd']);
 
 export interface FailoverSample {
   readonly chain: string;
@@ -19,7 +20,7 @@ export interface FailoverSample {
 
 /** A breach the drill itself observed (the checker and the etcd scan report theirs separately). */
 export interface DrillFinding {
-  readonly kind: 'STALE_ACCEPTED' | 'PROMOTED_BEHIND' | 'PROMOTED_WITHOUT_QUORUM' | 'NOT_RECOVERED' | 'NO_FAILOVER' | 'BLAST_RADIUS';
+  readonly kind: 'STALE_ACCEPTED' | 'PROMOTED_BEHIND' | 'PROMOTED_WITHOUT_QUORUM' | 'NOT_RECOVERED' | 'NO_FAILOVER' | 'BLAST_RADIUS' | 'NOT_SELF_FENCED';
   readonly chain: string;
   readonly message: string;
 }
@@ -35,11 +36,13 @@ export interface DrillRecord {
   readonly ownStale: Set<string>;
   /** Fencing lines logged by replicas after they were resumed from a pause longer than their lease. */
   fencedAfterPause: number;
+  /** Replicas cut off from etcd that said they stopped acting while cut off. */
+  fencedAfterCut: number;
   skipped: number;
 }
 
 export function newRecord(): DrillRecord {
-  return { faults: {}, failovers: [], operations: [], findings: [], staleRefused: 0, ownStale: new Set(), fencedAfterPause: 0, skipped: 0 };
+  return { faults: {}, failovers: [], operations: [], findings: [], staleRefused: 0, ownStale: new Set(), fencedAfterPause: 0, fencedAfterCut: 0, skipped: 0 };
 }
 
 export interface StepContext {
@@ -54,7 +57,7 @@ export interface StepContext {
 /** A cut at least this long must end in a failover (the default timings fail over in ~2-5 s). */
 const CUT_MUST_FAIL_OVER_MS = 12_000;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function runStep(ctx: StepContext, step: Step): Promise<void> {
   const { stack, record } = ctx;
@@ -131,95 +134,28 @@ export async function runStep(ctx: StepContext, step: Step): Promise<void> {
     case 'stale-command':
       await staleCommand(ctx, chain, anyNode, count);
       break;
-    case 'kill-replica': {
-      const r = stack.dev.replicas[Math.floor(step.pick * stack.dev.replicas.length)]!;
-      await r.kill();
-      count();
-      await sleep(step.holdMs);
-      await stack.dev.startReplica(r.replicaId);
-      break;
-    }
+    case 'kill-replica':
     case 'pause-replica':
-    case 'pause-replica-kill-etcd-leader': {
-      const r = stack.dev.replicas[Math.floor(step.pick * stack.dev.replicas.length)]!;
-      const leader = step.kind === 'pause-replica-kill-etcd-leader' ? await stack.dev.etcd.leaderIndex() : undefined;
-      r.process.pause();
-      if (leader !== undefined) await stack.dev.etcd.kill(leader);
-      count();
-      await sleep(step.holdMs);
-      const resumedAt = Date.now();
-      r.process.resume();
-      if (leader !== undefined) await stack.dev.etcd.restart(leader);
-      await sleep(1000);
-      record.fencedAfterPause += stack.replicaLines.filter((l) => l.replica === r.replicaId && l.at >= resumedAt).length;
-      break;
-    }
+    case 'pause-replica-kill-etcd-leader':
     case 'pause-supervisor-kill-active':
-    case 'pause-supervisor-mid-failover': {
-      // The survivor takes the chain over and fails over; the woken supervisor must not write
-      // (mid-failover: it is frozen as it logs its decision, typically before its leader txn).
-      const supervisor = (await stack.view(chain))?.supervisor;
-      const r = stack.dev.replicas.find((x) => x.replicaId === supervisor && x.process.running);
-      if (!r) {
-        record.skipped++;
-        return;
-      }
-      if (step.kind === 'pause-supervisor-kill-active') {
-        r.process.pause();
-        await stack.killNode(active!);
-      } else {
-        const deciding = r.process.waitForLine((l) => l.includes(`"chain":"${chain}"`) && l.includes('failing over to'), 20_000);
-        await stack.killNode(active!);
-        const decided = await deciding.then(() => true, () => false);
-        r.process.pause();
-        if (!decided) ctx.note(`  ${r.replicaId} logged no failover decision for ${chain}; paused anyway`);
-      }
-      count();
-      await sleep(step.holdMs);
-      const resumedAt = Date.now();
-      r.process.resume();
-      after = await waitRecovered(ctx, chain, active!.node);
-      await sleep(1000);
-      record.fencedAfterPause += stack.replicaLines.filter((l) => l.replica === r.replicaId && l.at >= resumedAt).length;
-      await stack.restartNode(active!);
-      healed = true;
-      break;
-    }
+    case 'pause-supervisor-mid-failover':
     case 'kill-etcd-follower':
-    case 'kill-etcd-leader': {
-      const leader = await stack.dev.etcd.leaderIndex();
-      const i = step.kind === 'kill-etcd-leader' ? leader : (leader + 1 + Math.floor(step.pick * 2)) % 3;
-      await stack.dev.etcd.kill(i);
-      count();
-      await sleep(step.holdMs);
-      await stack.dev.etcd.restart(i);
-      break;
-    }
+    case 'kill-etcd-leader':
     case 'pause-etcd-follower':
-    case 'pause-etcd-leader': {
-      const leader = await stack.dev.etcd.leaderIndex();
-      const i = step.kind === 'pause-etcd-leader' ? leader : (leader + 1 + Math.floor(step.pick * 2)) % 3;
-      stack.dev.etcd.pause(i);
-      count();
-      await sleep(step.holdMs);
-      stack.dev.etcd.resume(i);
+    case 'pause-etcd-leader':
+    case 'etcd-quorum-loss':
+    case 'rolling-restart':
+    case 'cut-replica-etcd':
+    case 'delay-supervisor-etcd': {
+      const done = await clusterStep(ctx, step, chain, active, count);
+      if (!done) return;
+      ({ after, healed } = done);
       break;
     }
-    case 'etcd-quorum-loss':
-      await quorumLoss(ctx, step, count);
-      break;
     case 'switchover':
     case 'failover-op':
     case 'pause-chain':
       await operatorStep(ctx, chain, step, standby, count);
-      break;
-    case 'rolling-restart':
-      for (const r of [...stack.dev.replicas]) {
-        await r.stop(3000);
-        await stack.dev.startReplica(r.replicaId);
-        await sleep(500);
-      }
-      count();
       break;
   }
   if (!healed) after = await waitRecovered(ctx, chain);
@@ -238,7 +174,7 @@ function needsActive(kind: FaultKind): boolean {
  * Waits until every chain produces again (the focus chain under a node other than `not`); a chain
  * that does not is a NOT_RECOVERED finding. Returns the focus chain's producing leader.
  */
-async function waitRecovered(ctx: StepContext, focus: string, not?: string): Promise<{ nodeId: string; term: bigint } | undefined> {
+export async function waitRecovered(ctx: StepContext, focus: string, not?: string): Promise<{ nodeId: string; term: bigint } | undefined> {
   let leader: { nodeId: string; term: bigint } | undefined;
   for (const chain of [focus, ...ctx.chainIds.filter((c) => c !== focus)]) {
     try {
@@ -347,41 +283,6 @@ async function staleCommand(ctx: StepContext, chain: string, target: NodeSlot, c
       ctx.note(`  STALE_ACCEPTED ${chain}/${target.node} ${rpc} term ${highest - 1n} < ${highest}`);
     } catch {
       ctx.record.staleRefused++;
-    }
-  }
-}
-
-/** Revision of the etcd cluster as a member's JSON gateway reports it. */
-async function etcdRevision(url: string): Promise<bigint> {
-  const res = await fetch(`${url}/v3/kv/range`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ key: Buffer.from('/').toString('base64') }),
-    signal: AbortSignal.timeout(2000),
-  });
-  const body = (await res.json()) as { header?: { revision?: string } };
-  return BigInt(body.header?.revision ?? '0');
-}
-
-/** Two members of three paused: nothing may be promoted under a term written during the loss. */
-async function quorumLoss(ctx: StepContext, step: Step, count: () => void): Promise<void> {
-  const etcd = ctx.stack.dev.etcd;
-  const leader = await etcd.leaderIndex();
-  const other = (leader + 1 + Math.floor(step.pick * 2)) % 3;
-  const rev = await etcdRevision(etcd.members[leader]!.clientUrl);
-  etcd.pause(leader);
-  etcd.pause(other);
-  const from = Date.now();
-  count();
-  await new Promise((r) => setTimeout(r, step.holdMs));
-  const to = Date.now();
-  etcd.resume(leader);
-  etcd.resume(other);
-  for (const file of ctx.stack.logFiles()) {
-    for (const e of readActivityLog(file)) {
-      if (e.ev === 'active-from' && e.t >= from && e.t < to && BigInt(e.term) > rev) {
-        ctx.record.findings.push({ kind: 'PROMOTED_WITHOUT_QUORUM', chain: e.chain, message: `${e.node} active under term ${e.term} during quorum loss (etcd at revision ${rev})` });
-      }
     }
   }
 }

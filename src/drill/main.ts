@@ -212,7 +212,7 @@ async function run(opts: Options): Promise<number> {
   say(
     `checker: ${checker.blocks} blocks in ${checker.logs} logs; etcd: ${etcdReport!.revisions} revisions, ${etcdReport!.terms} terms, ${etcdReport!.heads} head writes; ` +
       `operations: ${opsReport!.accepted} accepted, ${opsReport!.final} final; stale commands refused: ${record.staleRefused}; ` +
-      `fencing lines after replica pauses: ${record.fencedAfterPause}; skipped steps: ${record.skipped}; wall ${((Date.now() - startedAt) / 1000).toFixed(0)} s; logs in ${opts.dir}`,
+      `fencing lines after replica pauses: ${record.fencedAfterPause}; replicas cut off from etcd that stopped acting: ${record.fencedAfterCut}; skipped steps: ${record.skipped}; wall ${((Date.now() - startedAt) / 1000).toFixed(0)} s; logs in ${opts.dir}`,
   );
   const result = {
     seed: opts.seed,
@@ -235,6 +235,8 @@ async function run(opts: Options): Promise<number> {
     operations: opsReport!.accepted,
     lost_operations: opsReport!.lost.length,
     stale_refused: record.staleRefused,
+    fenced_after_pause: record.fencedAfterPause,
+    self_fenced_on_cut: record.fencedAfterCut,
     node_refusals: refusals,
     ...(opts.unsafe ? { unsafe: opts.unsafe } : {}),
   };

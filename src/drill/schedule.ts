@@ -30,6 +30,8 @@ export const FAULT_KINDS = [
   'failover-op', // operator: failover through the API
   'pause-chain', // operator: pause, then resume, through the API
   'rolling-restart', // every replica restarted in turn
+  'cut-replica-etcd', // a replica blackholed from every etcd member: it must stop acting
+  'delay-supervisor-etcd', // the supervisor's etcd traffic held back past its lease while its active dies
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -71,6 +73,8 @@ const WEIGHTS: Record<FaultKind, number> = {
   'failover-op': 3,
   'pause-chain': 3,
   'rolling-restart': 1,
+  'cut-replica-etcd': 2,
+  'delay-supervisor-etcd': 2,
 };
 
 /** How long each kind is held: [min, max) ms. */
@@ -100,6 +104,8 @@ const HOLD_MS: Record<FaultKind, [number, number]> = {
   'failover-op': [0, 1],
   'pause-chain': [500, 3000],
   'rolling-restart': [0, 1],
+  'cut-replica-etcd': [2000, 7000],
+  'delay-supervisor-etcd': [5000, 8000],
 };
 
 /** mulberry32: 32-bit state, good enough to spread faults, and trivially replayable. */

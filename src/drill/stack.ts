@@ -1,7 +1,8 @@
 // The deployment a drill runs against: a DevStack (3-member etcd, `baton sim` per node, N
 // `baton serve` replicas) with a TCP proxy in front of every node's admin endpoint (Baton talks
-// to the proxy, peers to the node), plus what the stack does not do by itself: restart a killed
-// node in place, and keep every replica's output lines that the drill reads.
+// to the proxy, peers to the node) and one between every replica and every etcd member, plus
+// what the stack does not do by itself: restart a killed node in place, and keep every replica's
+// output lines that the drill reads.
 import type { ChainPolicy } from '../core/chain.js';
 import type { ChainViewJson } from '../devstack/baton.js';
 import { waitFor } from '../devstack/process.js';
@@ -40,6 +41,8 @@ export const DRILL_POLICY: Partial<ChainPolicy> = { ...FAST_POLICY };
 export class DrillStack {
   private readonly slots = new Map<string, NodeSlot>();
   private readonly proxies = new Map<string, TcpProxy>();
+  /** Per replica, its proxies to the etcd members (kept across its restarts). */
+  private readonly etcdProxies = new Map<string, TcpProxy[]>();
   /** Every stdout line of every replica, with the wall clock ms it arrived. */
   readonly replicaLines: { replica: string; at: number; line: string }[] = [];
   private stack: DevStack | undefined;
@@ -63,6 +66,14 @@ export class DrillStack {
           policy: { ...DRILL_POLICY, fencingMode: c.mode },
         })),
         onBatonLine: (replica, line) => d.onLine(replica, line),
+        etcdFor: async (replicaId, endpoints) => {
+          let proxies = d.etcdProxies.get(replicaId);
+          if (!proxies) {
+            proxies = await Promise.all(endpoints.map((url) => TcpProxy.start(new URL(url).host)));
+            d.etcdProxies.set(replicaId, proxies);
+          }
+          return proxies.map((p) => `http://${p.address}`);
+        },
         endpointFor: async (chain, node, address) => {
           const proxy = await TcpProxy.start(address);
           d.proxies.set(key(chain, node), proxy);
@@ -70,7 +81,7 @@ export class DrillStack {
         },
       });
     } catch (err) {
-      await Promise.all([...d.proxies.values()].map((p) => p.close()));
+      await Promise.all([...d.proxies.values(), ...[...d.etcdProxies.values()].flat()].map((p) => p.close()));
       throw err;
     }
     const stack = d.stack;
@@ -172,6 +183,16 @@ export class DrillStack {
     }
   }
 
+  /** Every connection between the replica and etcd blackholed (`cut`), or restored. */
+  cutFromEtcd(replicaId: string, cut: boolean): void {
+    for (const p of this.etcdProxies.get(replicaId) ?? []) p.setMode(cut ? { kind: 'blackhole' } : { kind: 'pass' });
+  }
+
+  /** The replica's etcd traffic, open connections included, held back `delayMs` (0: pass). */
+  delayEtcd(replicaId: string, delayMs: number): void {
+    for (const p of this.etcdProxies.get(replicaId) ?? []) p.holdBack(delayMs);
+  }
+
   pauseNode(s: NodeSlot): void {
     s.process.process.pause();
     s.paused = true;
@@ -187,7 +208,7 @@ export class DrillStack {
     this.stopping ??= (async () => {
       await Promise.all([...this.slots.values()].map((s) => s.process.stop(3000).catch(() => undefined)));
       await this.stack?.stop();
-      await Promise.all([...this.proxies.values()].map((p) => p.close().catch(() => undefined)));
+      await Promise.all([...this.proxies.values(), ...[...this.etcdProxies.values()].flat()].map((p) => p.close().catch(() => undefined)));
     })();
     return this.stopping;
   }

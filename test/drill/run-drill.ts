@@ -34,7 +34,7 @@ export async function runDrill(t: Test, args: string[], timeoutMs = 200_000): Pr
   const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   clearTimeout(timer);
-  const failed = code !== 0 && code !== 1;
+  let failed = code !== 0 && code !== 1;
   t.teardown(() => {
     if (!process.env.BATON_KEEP_TEST_DIRS && !failed) rmSync(dir, { recursive: true, force: true });
   });
@@ -43,6 +43,7 @@ export async function runDrill(t: Test, args: string[], timeoutMs = 200_000): Pr
   try {
     json = JSON.parse(last) as DrillResult['json'];
   } catch {
+    failed = true; // keep the logs
     throw new Error(`drill ${args.join(' ')} exited ${code} without a JSON line (logs in ${dir}):\n${stderr.slice(-4000)}`);
   }
   return { code, json, stderr, wallMs: Date.now() - started };
