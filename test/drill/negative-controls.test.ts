@@ -20,7 +20,7 @@ t.test('no call deadlines: an active cut off from Baton is never replaced while 
   t.equal(r.code, 1, 'exit status 1');
 });
 
-t.test('overlapping loop ticks: nodes refuse a single supervisor\'s commands as out of order', async (t) => {
+t.test('overlapping loop ticks: nodes refuse a single supervisor\'s commands as older than ones they had', async (t) => {
   const r = await runDrill(t, ['--chains', '1', '--seed', '9', '--kinds', 'switchover,failover-op,kill-active', '--steps', '8', '--unsafe', 'overlapping-ticks']);
   t.comment(`wall ${Math.round(r.wallMs / 1000)} s; ${JSON.stringify(r.json.violations_by_kind)}; node refusals ${JSON.stringify(r.json.node_refusals)}`);
   t.ok((r.json.violations_by_kind.COMMANDS_REORDERED ?? 0) > 0, 'COMMANDS_REORDERED reported');

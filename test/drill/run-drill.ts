@@ -17,6 +17,7 @@ export interface DrillResult {
     faults: Record<string, number>;
     violations_by_kind: Record<string, number>;
     liveness_failures: Record<string, number>;
+    node_refusals: Record<string, number>;
   };
   readonly stderr: string;
   readonly wallMs: number;
