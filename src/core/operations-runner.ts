@@ -300,6 +300,9 @@ export class OperationRunner {
           state: 'done',
           detail: `found term ${leader.term} for ${chosen} written before the interruption`,
         });
+      } else if (op.params.kind === 'override') {
+        // Break-glass forces its node whoever leads now: it simply runs again.
+        await this.controls.override(op, op.params);
       } else {
         await this.fail(op, 'CONFLICT', `interrupted; meanwhile ${leader.nodeId} became leader under term ${leader.term}`, 'resume');
       }

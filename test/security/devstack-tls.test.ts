@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import t from 'tap';
 import { createControlClient } from '../../src/adapters/node/grpc.js';
+import { GrpcNodeControl } from '../../src/adapters/node/node-control.js';
+import { isBatonError } from '../../src/core/errors.js';
 import { CertificateAuthority } from '../../src/devstack/certs.js';
 import { waitFor } from '../../src/devstack/process.js';
 import { GrpcHeadCommitter } from '../../src/sim/committer.js';
@@ -36,8 +38,9 @@ t.test('the stack serves HTTPS with client certificates and elects a leader over
   t.equal(config.security.insecureNodeChannel, false, 'the replica runs without insecureNodeChannel');
 });
 
-t.test('a node refuses a caller without a client certificate of its CA, and plaintext', async (t) => {
+t.test('a node refuses Baton\'s node client without a client certificate of its CA, and plaintext', async (t) => {
   const address = stack.node('chain-a', 'a1').address;
+  const a1 = { id: 'a1', endpoint: address, priority: 0, zone: 'z' };
   const other = CertificateAuthority.create(tempDir(t, 'other-ca'));
   const foreign = other.issue('intruder', { cn: 'baton-replica', usage: 'client' });
   const attempts: [string, ChannelCredentials][] = [
@@ -46,14 +49,17 @@ t.test('a node refuses a caller without a client certificate of its CA, and plai
     ['plaintext', credentials.createInsecure()],
   ];
   for (const [what, c] of attempts) {
-    const client = createControlClient(address, { deadlineMs: 2000, credentials: c });
-    const err = await client.health().then(() => undefined, (e: Error) => e);
-    client.close();
-    t.ok(err, `${what}: refused (${err?.message.split('\n')[0]})`);
+    const control = new GrpcNodeControl(2000, 'baton/test', c);
+    const err = await control.health(a1).then(() => undefined, (e: Error) => e);
+    control.close();
+    t.ok(isBatonError(err, 'NODE_UNREACHABLE'), `${what}: refused (${err?.message.split('\n')[0]})`);
   }
-  const ok = createControlClient(address, { deadlineMs: 2000, credentials: creds(tls.security.client) });
-  t.equal((await ok.health()).chainId, 'chain-a', 'a certificate of the CA is served');
-  ok.close();
+  const control = new GrpcNodeControl(2000, 'baton/test', creds(tls.security.server));
+  t.equal((await control.health(a1)).chainId, 'chain-a', 'Baton\'s own certificate is served');
+  control.close();
+  const sim = createControlClient(address, { deadlineMs: 2000, credentials: credentials.createInsecure() });
+  t.ok(await sim.status().then(() => false, () => true), 'a plain gRPC client (grpcurl -plaintext) is refused too');
+  sim.close();
 });
 
 t.test('commit mode: nodes commit over mTLS as themselves, and never as another node', async (t) => {
