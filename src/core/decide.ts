@@ -122,9 +122,8 @@ function classify(s: ChainSnapshot): Situation {
   }
   const verdict = judgeActive(obs, s.spec.policy, s.nowMs);
   // Forced by an override: judged only on whether it answers, so that it is started and renewed.
-  const forced = s.overrideNodeId === leader.nodeId && obs.report !== undefined && obs.consecutiveFailures < s.spec.policy.failureThreshold;
-  if (!forced && (!verdict.healthy || obs.report === undefined)) return { kind: 'leader-unhealthy', leader, why: verdict.why };
-  if (obs.report === undefined) return { kind: 'leader-unhealthy', leader, why: verdict.why };
+  const forced = s.overrideNodeId === leader.nodeId && obs.consecutiveFailures < s.spec.policy.failureThreshold;
+  if (obs.report === undefined || (!verdict.healthy && !forced)) return { kind: 'leader-unhealthy', leader, why: verdict.why };
   if (obs.report.producing && obs.report.term === leader.term) return { kind: 'leader-active', leader, report: obs.report };
   return { kind: 'leader-idle', leader, report: obs.report };
 }
