@@ -19,7 +19,6 @@ export type Role = RoleName;
  * - commit-head: a node committing its unsafe head, only as the node its certificate names.
  */
 export type Permission = 'public' | 'read' | 'read-chain' | 'events' | 'operate' | 'administer' | 'override' | 'read-audit' | 'commit-head';
-// `override` is held by breakglass for the break-glass override, which has no endpoint yet.
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   viewer: ['public', 'read', 'read-chain', 'events'],
@@ -90,6 +89,9 @@ export const ENDPOINTS: readonly Endpoint[] = [
   e('CancelSwitchover', 'operate', ['POST /v1/chains/:id/switchover/cancel'], 'CancelSwitchover', true),
   e('Pause', 'operate', ['POST /v1/chains/:id/pause'], 'Pause', true),
   e('Resume', 'operate', ['POST /v1/chains/:id/resume'], 'Resume', true),
+  // Break-glass: forcing a node active and ending that are the override permission's alone.
+  e('Override', 'override', ['POST /v1/chains/:id/override'], 'Override', true),
+  e('ClearOverride', 'override', ['POST /v1/chains/:id/override/clear'], 'ClearOverride', true),
   // The data plane: successful commits are not audited one by one (the head is their record);
   // refusals are.
   { ...e('CommitUnsafeHead', 'commit-head', ['POST /v1/chains/:id/head'], 'CommitUnsafeHead', true), dataPlane: true },

@@ -169,11 +169,23 @@ export class ControlPlane {
     this.validate(params);
     // A node the chain does not have is refused here, before anything is written (the supervisor
     // checks again when it executes: the spec may change in between).
-    const node = params.kind === 'failover' ? params.candidate : params.kind === 'switchover' ? params.target : undefined;
+    const node = params.kind === 'failover' ? params.candidate : params.kind === 'switchover' ? params.target : params.kind === 'override' ? params.nodeId : undefined;
     if (node !== undefined) {
       const spec = await this.deps.store.getSpec(chainId);
       if (!spec) throw new BatonError('NOT_FOUND', `chain ${chainId} does not exist`, { chainId });
       if (!spec.nodes.some((n) => n.id === node)) throw new BatonError('NOT_FOUND', `node ${node} is not in chain ${chainId}`, { chainId, nodeId: node });
+    }
+    // A break-glass override holds leadership until it is cleared: refused here at once (and again
+    // by the supervisor, should one be set in between).
+    if (params.kind === 'failover' || params.kind === 'switchover') {
+      const override = (await this.deps.store.read(chainId))?.override;
+      if (override) {
+        throw new BatonError('OVERRIDDEN', `break-glass override in force on ${chainId}: ${override.nodeId} forced active under term ${override.term}; clear it first`, {
+          chainId,
+          nodeId: override.nodeId,
+          operationId: override.operationId,
+        });
+      }
     }
     const idempotency: Idempotency | undefined = meta.idempotencyKey
       ? { key: meta.idempotencyKey, requestHash: createHash('sha256').update(meta.canonical).digest('hex') }
@@ -273,7 +285,8 @@ export class ControlPlane {
 
   private validate(params: OperationParams): void {
     const now = this.deps.clock.wallMs();
-    if (!params.reason || params.reason.length > 1000) throw new BatonError('INVALID_ARGUMENT', 'reason: required, at most 1000 characters');
+    if (!params.reason || params.reason.trim() === '' || params.reason.length > 1000) throw new BatonError('INVALID_ARGUMENT', 'reason: required, at most 1000 characters');
+    if (params.kind === 'override' && !NODE_ID.test(params.nodeId)) throw new BatonError('INVALID_ARGUMENT', `nodeId: ${JSON.stringify(params.nodeId)} must match ${NODE_ID}`);
     if (params.kind === 'switchover' && params.scheduledAtMs !== undefined) {
       if (params.scheduledAtMs < now - 1000) throw new BatonError('INVALID_ARGUMENT', 'scheduledAt: is in the past');
       if (params.scheduledAtMs > now + MAX_SCHEDULE_AHEAD_MS) throw new BatonError('INVALID_ARGUMENT', 'scheduledAt: more than 7 days ahead');

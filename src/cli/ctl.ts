@@ -104,6 +104,10 @@ class Ctl {
         return this.mutate(`/v1/chains/${c.chain}/pause`, { ...(c.until && { until: c.until }), reason: this.g.reason });
       case 'resume':
         return this.mutate(`/v1/chains/${c.chain}/resume`, { reason: this.g.reason });
+      case 'override':
+        return this.mutate(`/v1/chains/${c.chain}/override`, { nodeId: c.node, reason: this.g.reason });
+      case 'clear-override':
+        return this.mutate(`/v1/chains/${c.chain}/override/clear`, { reason: this.g.reason });
       case 'operation': {
         const { body } = await this.client.call<OperationJson>('GET', `/v1/operations/${c.id}`);
         return this.finish(this.g.wait ? await this.waitFor(body, true) : body);

@@ -1,10 +1,11 @@
 // `baton sim`: run simulated sequencer nodes. Prints one JSON line to stdout once every node
 // listens; logs (pino) go to stderr. SIGTERM/SIGINT stop it cleanly (exit 0); when every node it
 // hosts has crashed (the `crash` fault) it exits 1; bad arguments exit 2.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { Logger } from '../adapters/telemetry/log.js';
+import type { TlsFiles } from '../config/config.js';
 import { genesisHashOf } from '../sim/chain.js';
 import { SimHost, type HostedNodeSpec } from '../sim/host.js';
 
@@ -21,13 +22,18 @@ options (one node):
   --genesis HEX           32-byte genesis hash (default sha256("genesis:" + chain))
   --version V             version the node reports (default sim/0.1.0)
   --lag-blocks N          start with the lag_blocks fault set to N
+  --tls-ca FILE --tls-cert FILE --tls-key FILE
+                          mTLS (all three): serve TLS requiring a client certificate of the CA,
+                          and present this certificate to Baton (commits) and to peers.
+                          Without them the node serves plaintext (insecure dev mode only)
 common:
   --log-dir DIR           activity logs go to DIR/<chain>/<node>.jsonl (default ./sim-logs)
   --log-level LEVEL       pino level for stderr (default info)
 
 config file: {"logDir": "...", "nodes": [{"chain": "chain-a", "node": "a1", "port": 0,
   "host": "127.0.0.1", "blockTimeMs": 200, "followIntervalMs": 50, "genesis": "HEX",
-  "version": "V", "lagBlocks": 0, "peers": ["host:port"], "baton": ["host:port"]}]}
+  "version": "V", "lagBlocks": 0, "peers": ["host:port"], "baton": ["host:port"],
+  "tls": {"caFile": "ca.crt", "certFile": "node.crt", "keyFile": "node.key"}}]}
 Nodes of the same chain in one process are peered with each other.
 
 stdout, once every node listens:
@@ -108,6 +114,9 @@ export function parseSimArgs(argv: string[]): SimArgs {
         genesis: { type: 'string' },
         version: { type: 'string' },
         'lag-blocks': { type: 'string' },
+        'tls-ca': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         'log-dir': { type: 'string' },
         'log-level': { type: 'string' },
       },
@@ -121,7 +130,7 @@ export function parseSimArgs(argv: string[]): SimArgs {
   if (v.help) return { help: true, logDir: DEFAULT_LOG_DIR, logLevel, nodes: [] };
 
   if (v.config !== undefined) {
-    const single = ['chain', 'node', 'listen', 'block-time', 'follow-interval', 'peers', 'baton', 'genesis', 'version', 'lag-blocks'];
+    const single = ['chain', 'node', 'listen', 'block-time', 'follow-interval', 'peers', 'baton', 'genesis', 'version', 'lag-blocks', 'tls-ca', 'tls-cert', 'tls-key'];
     const clash = single.filter((k) => v[k as keyof typeof v] !== undefined);
     if (clash.length > 0) throw new UsageError(`--config cannot be combined with --${clash.join(', --')}`);
     const file = readConfig(v.config);
@@ -142,6 +151,7 @@ export function parseSimArgs(argv: string[]): SimArgs {
     lagBlocks: v['lag-blocks'] === undefined ? undefined : flagInt('--lag-blocks', v['lag-blocks'], 0),
     peers: v.peers === undefined ? [] : v.peers.split(',').filter((p) => p !== ''),
     baton: v.baton === undefined ? [] : v.baton.split(',').filter((p) => p !== ''),
+    tls: tlsFlags(v['tls-ca'], v['tls-cert'], v['tls-key']),
   });
   return { help: false, logDir: v['log-dir'] ?? DEFAULT_LOG_DIR, logLevel, nodes: [node] };
 }
@@ -150,6 +160,19 @@ export function parseSimArgs(argv: string[]): SimArgs {
 export function unsafeSimFaults(env: string | undefined): { acceptLowerTerms: boolean } {
   const names = (env ?? '').split(',').map((s) => s.trim());
   return { acceptLowerTerms: names.includes('accept-lower-terms') };
+}
+
+function tlsFlags(caFile: string | undefined, certFile: string | undefined, keyFile: string | undefined): TlsFiles | undefined {
+  const given = [caFile, certFile, keyFile].filter((f) => f !== undefined).length;
+  if (given === 0) return undefined;
+  if (given !== 3) throw new UsageError('--tls-ca, --tls-cert and --tls-key go together (all three, or none for plaintext)');
+  return { caFile: caFile!, certFile: certFile!, keyFile: keyFile! };
+}
+
+function tlsFiles(where: string, v: unknown): TlsFiles | undefined {
+  if (v === undefined) return undefined;
+  const o = record(`${where}.tls`, v, ['caFile', 'certFile', 'keyFile']);
+  return { caFile: str(`${where}.tls`, 'caFile', o.caFile), certFile: str(`${where}.tls`, 'certFile', o.certFile), keyFile: str(`${where}.tls`, 'keyFile', o.keyFile) };
 }
 
 function flagInt(flag: string, text: string, min: number): number {
@@ -178,7 +201,7 @@ function readConfig(path: string): { logDir?: string; nodes: HostedNodeSpec[] } 
   if (!Array.isArray(cfg.nodes) || cfg.nodes.length === 0) throw new UsageError('config: nodes must be a non-empty array');
   const nodes = cfg.nodes.map((n, i) => {
     const where = `config: nodes[${i}]`;
-    const r = record(where, n, ['chain', 'node', 'host', 'port', 'blockTimeMs', 'followIntervalMs', 'genesis', 'version', 'lagBlocks', 'peers', 'baton']);
+    const r = record(where, n, ['chain', 'node', 'host', 'port', 'blockTimeMs', 'followIntervalMs', 'genesis', 'version', 'lagBlocks', 'peers', 'baton', 'tls']);
     const peers = r.peers ?? [];
     if (!Array.isArray(peers) || peers.some((p) => typeof p !== 'string')) throw new UsageError(`${where}.peers must be an array of host:port`);
     const baton = r.baton ?? [];
@@ -195,6 +218,7 @@ function readConfig(path: string): { logDir?: string; nodes: HostedNodeSpec[] } 
       lagBlocks: r.lagBlocks === undefined ? undefined : int(where, 'lagBlocks', r.lagBlocks, 0),
       peers: peers as string[],
       baton: baton as string[],
+      tls: tlsFiles(where, r.tls),
     });
   });
   const seen = new Set<string>();
@@ -218,6 +242,7 @@ interface RawNode {
   lagBlocks: number | undefined;
   peers: string[];
   baton: string[];
+  tls: TlsFiles | undefined;
 }
 
 function nodeSpec(where: string, n: RawNode): HostedNodeSpec {
@@ -235,6 +260,11 @@ function nodeSpec(where: string, n: RawNode): HostedNodeSpec {
   for (const b of n.baton) {
     if (!/^(\[[^\]]+\]|[^:]+):\d+$/.test(b)) throw new UsageError(`${at}baton endpoint "${b}" is not host:port`);
   }
+  if (n.tls) {
+    for (const [what, file] of Object.entries(n.tls)) {
+      if (!existsSync(file)) throw new UsageError(`${at}tls ${what} ${file} does not exist`);
+    }
+  }
   const blockTimeMs = n.blockTimeMs ?? DEFAULT_BLOCK_TIME_MS;
   return {
     chain: n.chain,
@@ -248,6 +278,7 @@ function nodeSpec(where: string, n: RawNode): HostedNodeSpec {
     lagBlocks: n.lagBlocks ?? 0,
     peers: n.peers,
     baton: n.baton,
+    ...(n.tls ? { tls: n.tls } : {}),
   };
 }
 

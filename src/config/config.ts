@@ -70,7 +70,7 @@ export interface SecurityConfig {
   readonly tls: TlsFiles | undefined;
   /** Client side of the node channel; defaults to `tls`. */
   readonly nodeTls: TlsFiles | undefined;
-  /** Plaintext node channel while the API uses mTLS (nodes that cannot serve TLS yet); logged loudly. */
+  /** INSECURE: plaintext node channel while the API uses mTLS (for nodes that cannot serve TLS at all); logged loudly. */
   readonly insecureNodeChannel: boolean;
   readonly bindings: readonly RoleBinding[];
 }

@@ -31,6 +31,12 @@ export interface ChainSnapshot {
   readonly paused: boolean;
   /** Fleet-wide switch. */
   readonly autoFailover: boolean;
+  /**
+   * The node a break-glass override forced active, while the override is in force: it is kept
+   * (started, renewed) whatever its health, lag or the pause say, and nothing fails away from it
+   * automatically, not even when it dies; the operator clears the override to hand back.
+   */
+  readonly overrideNodeId?: string;
 }
 
 export type Action =
@@ -115,7 +121,9 @@ function classify(s: ChainSnapshot): Situation {
     return { kind: 'leader-unprobed', leader };
   }
   const verdict = judgeActive(obs, s.spec.policy, s.nowMs);
-  if (!verdict.healthy || obs.report === undefined) return { kind: 'leader-unhealthy', leader, why: verdict.why };
+  // Forced by an override: judged only on whether it answers, so that it is started and renewed.
+  const forced = s.overrideNodeId === leader.nodeId && obs.consecutiveFailures < s.spec.policy.failureThreshold;
+  if (obs.report === undefined || (!verdict.healthy && !forced)) return { kind: 'leader-unhealthy', leader, why: verdict.why };
   if (obs.report.producing && obs.report.term === leader.term) return { kind: 'leader-active', leader, report: obs.report };
   return { kind: 'leader-idle', leader, report: obs.report };
 }
@@ -150,13 +158,15 @@ function decideActive(s: ChainSnapshot, leader: LeaderRecord, report: NodeReport
   if (leader.mode === 'lease' && (s.head === undefined || report.headNumber > s.head.number)) {
     actions.push({ kind: 'record-head', nodeId, headNumber: report.headNumber, headHash: report.headHash });
   }
-  return { actions, stop: [], reason: `${nodeId} active at head ${report.headNumber}, term ${term}` };
+  const forced = s.overrideNodeId === nodeId ? ' (forced by a break-glass override: no automatic failover until it is cleared)' : '';
+  return { actions, stop: [], reason: `${nodeId} active at head ${report.headNumber}, term ${term}${forced}` };
 }
 
 function decideIdle(s: ChainSnapshot, leader: LeaderRecord, report: NodeReport): Plan {
   const id = leader.nodeId;
-  // Pause freezes the chain as it is: what runs keeps its lease, nothing new is started.
-  if (s.paused) return noAction(`paused; ${id} not producing under term ${leader.term}`);
+  // Pause freezes the chain as it is: what runs keeps its lease, nothing new is started; except
+  // the node a break-glass override forced, which the operator wants producing.
+  if (s.paused && s.overrideNodeId !== id) return noAction(`paused; ${id} not producing under term ${leader.term}`);
   let prefix = '';
   if (s.head !== undefined && report.headNumber < s.head.number) {
     const detected = `not producing and behind: head ${report.headNumber}, recorded ${s.head.number}`;
@@ -230,6 +240,7 @@ function failover(leader: LeaderRecord, to: string, ranked: CandidateRanking, de
 
 /** Why an automatic failover may not happen now; undefined when it may. */
 function failoverBlocked(s: ChainSnapshot): string | undefined {
+  if (s.overrideNodeId !== undefined) return `break-glass override in force (${s.overrideNodeId} forced active)`;
   if (s.paused) return 'paused';
   if (!s.autoFailover) return 'automatic failover disabled fleet-wide';
   // Anti-flap protects a leader that proved itself; one that never produced may be replaced at once.

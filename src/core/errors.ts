@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'NODE_UNREACHABLE'
   | 'UNAVAILABLE'
   | 'PAUSED'
+  /** A break-glass override is in force: leadership moves only by another override or after a clear. */
+  | 'OVERRIDDEN'
   | 'IDEMPOTENCY_MISMATCH'
   | 'NOT_ELIGIBLE'
   | 'INTERNAL'

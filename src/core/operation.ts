@@ -2,7 +2,7 @@
 // with its operation record (durable before the API answers 202), and the chain's supervisor
 // executes it. The operation record is what a caller polls: state, steps, timings, result.
 
-export type OperationKind = 'failover' | 'switchover' | 'pause' | 'resume' | 'cancel-switchover';
+export type OperationKind = 'failover' | 'switchover' | 'pause' | 'resume' | 'cancel-switchover' | 'override' | 'clear-override';
 
 export type OperationState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
@@ -40,7 +40,23 @@ export interface CancelSwitchoverParams {
   readonly reason: string;
 }
 
-export type OperationParams = FailoverParams | SwitchoverParams | PauseParams | ResumeParams | CancelSwitchoverParams;
+/**
+ * Break-glass: make `nodeId` active now, skipping every eligibility check (health, lag, version,
+ * zone, pause) but none of the fencing (see overrideLeader in chain-controls.ts).
+ */
+export interface OverrideParams {
+  readonly kind: 'override';
+  readonly nodeId: string;
+  readonly reason: string;
+}
+
+/** Ends the chain's break-glass override: the supervisor judges the chain normally again. */
+export interface ClearOverrideParams {
+  readonly kind: 'clear-override';
+  readonly reason: string;
+}
+
+export type OperationParams = FailoverParams | SwitchoverParams | PauseParams | ResumeParams | CancelSwitchoverParams | OverrideParams | ClearOverrideParams;
 
 export interface OperationStep {
   readonly name: string;
@@ -82,6 +98,22 @@ export interface PauseRecord {
   readonly untilMs: number | undefined;
   readonly sinceMs: number;
   readonly operationId: string;
+}
+
+/**
+ * A chain's break-glass override, as stored in etcd: written in the same txn as the term it forced
+ * (so it is in force exactly from that term on), removed only by a clear-override operation.
+ */
+export interface OverrideRecord {
+  readonly nodeId: string;
+  readonly reason: string;
+  readonly sinceMs: number;
+  readonly operationId: string;
+}
+
+/** An override as read back: with the term it was forced under (the mod revision of its key). */
+export interface OverrideState extends OverrideRecord {
+  readonly term: bigint;
 }
 
 export function isFinal(state: OperationState): boolean {

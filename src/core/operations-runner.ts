@@ -1,7 +1,8 @@
 // Executes a chain's operator requests (intents) on the replica that supervises it, inside the
-// supervisor's single-flight loop: pause and resume at once; a manual failover by writing the new
-// term (the loop's decide then starts the new leader when it is safe); a switchover as a two-phase
-// handoff with rollback. Every step is recorded on the operation, fenced on the supervisor key.
+// supervisor's single-flight loop: pause, resume and the break-glass controls at once
+// (chain-controls.ts); a manual failover or an override by writing the new term (the loop's decide
+// then starts the new leader when it is safe); a switchover as a two-phase handoff with rollback
+// (switchover.ts). Every step is recorded on the operation, fenced on the supervisor key.
 //
 // An operation is `running` from the moment its target is chosen (recorded as result.nodeId) until
 // it ends. One found running without a new term (result.term) was interrupted between the choice
@@ -10,10 +11,11 @@
 import type { ChainSpec, FencingMode, LeaderRecord, NodeSpec } from './chain.js';
 import { chooseTarget, type CandidateRanking } from './candidates.js';
 import { isBatonError, type ErrorCode } from './errors.js';
-import { completeHandoff, nextBlock, waitForHead } from './handoff-steps.js';
 import type { NodeObservation } from './observation.js';
-import { isFinal, isPaused, type FailoverParams, type Operation, type OperationStep, type SwitchoverParams } from './operation.js';
-import type { ChainState, HandoffTicket, Log, NodeControl, OperationStore, Scheduler, SupervisionFence } from './ports.js';
+import { ChainControls } from './chain-controls.js';
+import { runSwitchover, type SwitchoverContext } from './switchover.js';
+import { isFinal, isPaused, type FailoverParams, type Operation, type OperationStep, type OverrideRecord } from './operation.js';
+import type { ChainState, Log, NodeControl, OperationStore, Scheduler, SupervisionFence } from './ports.js';
 import type { Term } from './term.js';
 import { noopTracer, type TermTrigger, type Tracer } from './telemetry.js';
 
@@ -30,8 +32,11 @@ export interface RunnerHost {
   observations(): ReadonlyMap<string, NodeObservation>;
   monoMs(): number;
   wallMs(): number;
-  /** The fenced txn that makes a new term for `to`, then a stop under it to every other node. */
-  changeLeader(previous: LeaderRecord | undefined, to: string, reason: string, fromHead?: number, trigger?: TermTrigger): Promise<Term>;
+  /**
+   * The fenced txn that makes a new term for `to`, then a stop under it to every other node.
+   * `override`: a break-glass override record written by the same txn.
+   */
+  changeLeader(previous: LeaderRecord | undefined, to: string, reason: string, fromHead?: number, trigger?: TermTrigger, override?: OverrideRecord): Promise<Term>;
   /** Records that a grant (start, renewal, handoff) under a term of `mode` is about to be sent to a node. */
   grantSent(nodeId: string, mode: FencingMode): number;
   grantConfirmed(sentAtMs: number): void;
@@ -47,14 +52,6 @@ function failoverTimeoutMs(spec: ChainSpec): number {
   return 3 * spec.policy.leaseTtlMs + 10_000;
 }
 
-/**
- * How long the target of a handoff may take to hold exactly the old active's last block. The chain
- * makes nothing meanwhile, so this is short: an eligible target is at most maxLagBlocks behind and
- * normally has the block already (the active pushes each block before it logs it).
- */
-function catchUpTimeoutMs(spec: ChainSpec): number {
-  return Math.min(spec.policy.leaseTtlMs, Math.max(1000, 4 * spec.policy.blockTimeMs));
-}
 
 
 type Step = Omit<OperationStep, 'atMs'>;
@@ -67,8 +64,29 @@ export class OperationRunner {
   private readonly deferredAtMs = new Map<string, number>();
   private cancelTimer: (() => void) | undefined;
   private timerAtMs: number | undefined;
+  private readonly controls: ChainControls;
+  private readonly switchoverContext: SwitchoverContext;
 
-  constructor(private readonly host: RunnerHost) {}
+  constructor(private readonly host: RunnerHost) {
+    this.controls = new ChainControls(host, {
+      save: (op, change, ...steps) => this.save(op, change, ...steps),
+      fail: (op, code, message, step) => this.fail(op, code, message, step),
+      wakeAfter: (ms) => this.wakeAfter(ms),
+      ordered: () => this.ordered(),
+      started: (op) => this.startedAtMs.set(op.id, this.host.monoMs()),
+    });
+    this.switchoverContext = {
+      host,
+      tracer: this.tracer,
+      attrs: (extra) => this.attrs(extra),
+      node: (id) => this.node(id),
+      chooseOrFail: (op, requested, leader) => this.chooseOrFail(op, requested, leader),
+      save: (op, change, ...steps) => this.save(op, change, ...steps),
+      stamp: (step) => this.stamp(step),
+      fail: (op, code, message, step) => this.fail(op, code, message, step),
+      refusedByOverride: (op) => this.controls.refusedByOverride(op),
+    };
+  }
 
   stop(): void {
     this.cancelTimer?.();
@@ -88,11 +106,21 @@ export class OperationRunner {
       switch (op.params.kind) {
         case 'pause':
         case 'resume':
-          await this.traced(op, () => this.pauseOrResume(op));
+          await this.traced(op, () => this.controls.pauseOrResume(op));
           return true;
         case 'cancel-switchover':
-          await this.traced(op, () => this.cancelSwitchover(op));
+          await this.traced(op, () => this.controls.cancelSwitchover(op));
           return true;
+        case 'clear-override':
+          await this.traced(op, () => this.controls.clearOverride(op));
+          return true;
+        case 'override': {
+          // Its identity check reads the node's report: wait for the first probes, as a failover does.
+          if (!this.probed()) continue;
+          const params = op.params;
+          await this.traced(op, () => this.controls.override(op, params));
+          return true;
+        }
         case 'failover':
         case 'switchover': {
           const due = op.params.kind === 'switchover' ? (op.params.scheduledAtMs ?? 0) : 0;
@@ -107,7 +135,7 @@ export class OperationRunner {
           if (!this.probed()) continue;
           if (op.params.kind === 'switchover' && this.leaseTooShort(op)) continue;
           const params = op.params;
-          await this.traced(op, () => (params.kind === 'failover' ? this.failover(op, params) : this.switchover(op, params)));
+          await this.traced(op, () => (params.kind === 'failover' ? this.failover(op, params) : runSwitchover(this.switchoverContext, op, params)));
           return true;
         }
       }
@@ -245,33 +273,6 @@ export class OperationRunner {
     }
   }
 
-  // ---- pause, resume, cancel -----------------------------------------------------------------
-
-  private async pauseOrResume(op: Operation): Promise<void> {
-    const now = this.host.wallMs();
-    if (op.params.kind === 'pause') {
-      await this.host.ops.setPause(this.host.fence, { reason: op.params.reason, untilMs: op.params.untilMs, sinceMs: now, operationId: op.id });
-      const until = op.params.untilMs === undefined ? 'until resumed' : `until ${new Date(op.params.untilMs).toISOString()}`;
-      await this.save(op, { state: 'succeeded', result: { detail: `paused ${until}` } }, { name: 'pause', state: 'done', detail: `paused ${until}: ${op.params.reason}` });
-      if (op.params.untilMs !== undefined) this.wakeAfter(op.params.untilMs - now);
-    } else {
-      const was = isPaused(this.host.state()?.pause, now);
-      await this.host.ops.setPause(this.host.fence, undefined);
-      const detail = was ? 'resumed' : 'was not paused';
-      await this.save(op, { state: 'succeeded', result: { detail } }, { name: 'resume', state: 'done', detail });
-    }
-  }
-
-  private async cancelSwitchover(op: Operation): Promise<void> {
-    const target = this.ordered().find((o) => o.params.kind === 'switchover' && o.state === 'scheduled');
-    if (!target) {
-      await this.fail(op, 'NOT_FOUND', 'no scheduled switchover to cancel', 'cancel');
-      return;
-    }
-    await this.save(target, { state: 'cancelled', result: { detail: `cancelled by ${op.id}` } }, { name: 'cancel', state: 'done', detail: op.params.reason });
-    await this.save(op, { state: 'succeeded', result: { detail: `cancelled ${target.id}` } }, { name: 'cancel', state: 'done', detail: `cancelled ${target.id}` });
-  }
-
   // ---- running operations ----------------------------------------------------------------------
 
   private continueRunning(op: Operation): Promise<boolean> {
@@ -299,13 +300,17 @@ export class OperationRunner {
           state: 'done',
           detail: `found term ${leader.term} for ${chosen} written before the interruption`,
         });
+      } else if (op.params.kind === 'override') {
+        // Break-glass forces its node whoever leads now: it simply runs again.
+        await this.controls.override(op, op.params);
       } else {
         await this.fail(op, 'CONFLICT', `interrupted; meanwhile ${leader.nodeId} became leader under term ${leader.term}`, 'resume');
       }
       return true;
     }
     if (op.params.kind === 'failover') await this.failover(op, op.params, chosen);
-    else if (op.params.kind === 'switchover') await this.switchover(op, op.params, chosen);
+    else if (op.params.kind === 'switchover') await runSwitchover(this.switchoverContext, op, op.params, chosen);
+    else if (op.params.kind === 'override') await this.controls.override(op, op.params);
     else await this.fail(op, 'INTERNAL', `a ${op.params.kind} operation is never left running`, 'resume');
     return true;
   }
@@ -343,6 +348,7 @@ export class OperationRunner {
   /** `resumeTo`: the node an interrupted run of this operation had chosen. */
   private async failover(op: Operation, params: FailoverParams, resumeTo?: string): Promise<void> {
     const state = this.host.state()!;
+    if (await this.controls.refusedByOverride(op)) return;
     if (isPaused(state.pause, this.host.wallMs())) return void (await this.fail(op, 'PAUSED', 'chain is paused: resume it first', 'check'));
     const choice = await this.tracer.span('choose', this.attrs({ 'baton.from': state.leader?.nodeId }), async (span) => {
       const c = await this.chooseOrFail(op, params.candidate ?? resumeTo, state.leader);
@@ -359,111 +365,9 @@ export class OperationRunner {
       detail: `term ${term} for ${choice.to}`,
     });
   }
-
-  // ---- switchover (two-phase handoff) ----------------------------------------------------------
-
-  /**
-   * Between PrepareHandoff and CompleteHandoff the chain makes no block, so nothing on that path
-   * writes the operation: its steps are stamped as they happen and written once it ended.
-   * `resumeTo`: the target an interrupted run of this operation had chosen.
-   */
-  private async switchover(op: Operation, params: SwitchoverParams, resumeTo?: string): Promise<void> {
-    const state = this.host.state()!;
-    const leader = state.leader;
-    const from = leader && this.node(leader.nodeId);
-    if (isPaused(state.pause, this.host.wallMs())) return void (await this.fail(op, 'PAUSED', 'chain is paused: resume it first', 'check'));
-    const report = leader && this.host.observations().get(leader.nodeId)?.report;
-    const producing = report?.producing === true && report.term === leader?.term;
-    // A resumed handoff may find the active already stopped by its own PrepareHandoff: asking again
-    // returns the same ticket, or NOT_ACTIVE if the active is neither producing nor prepared.
-    if (!leader || !from || (!producing && resumeTo === undefined)) {
-      return void (await this.fail(op, 'NOT_ACTIVE', 'no producing leader to hand over from', 'check'));
-    }
-    const choice = await this.tracer.span('choose', this.attrs({ 'baton.from': leader.nodeId }), async (span) => {
-      const c = await this.chooseOrFail(op, params.target ?? resumeTo, leader);
-      span.set({ 'baton.node': c?.to, 'baton.reason': c?.why });
-      return c;
-    });
-    if (!choice) return;
-    const target = this.node(choice.to)!;
-    op = await this.save(op, { state: 'running', result: { nodeId: target.id, detail: `handing over from ${from.id} to ${target.id}` } }, {
-      name: 'choose',
-      state: 'done',
-      detail: `${target.id}: ${choice.why}`,
-    });
-
-    // Phase 1: the active stops at head h and hands out a ticket bound to (term, h); right after it
-    // made a block, so that the handoff has the whole slot to finish in.
-    // Its polls are not worth a span each.
-    if (producing) await this.tracer.outside(() => nextBlock(this.host, from));
-    let ticket: HandoffTicket;
-    try {
-      const attrs = this.attrs({ 'baton.node': from.id, 'baton.term': leader.term, 'baton.target': target.id });
-      ticket = await this.tracer.span('prepare', attrs, async (span) => {
-        const t = await this.host.nodes.prepareHandoff(from, leader.term, target.id, params.reason);
-        span.set({ 'baton.head': t.headNumber });
-        return t;
-      });
-    } catch (err) {
-      // The active may or may not have stopped; the loop restarts it under its own term if it did.
-      const code = isBatonError(err) ? err.code : 'NODE_UNREACHABLE';
-      return void (await this.fail(op, code, `prepare on ${from.id} failed: ${message(err)}`, 'prepare'));
-    }
-    const h = ticket.headNumber;
-    const steps: OperationStep[] = [this.stamp({ name: 'prepare', state: 'done', detail: `${from.id} stopped at head ${h}` })];
-
-    // The target must hold exactly h before it may continue.
-    const caughtUp = await this.tracer.span('catch-up', this.attrs({ 'baton.node': target.id, 'baton.head': h }), async (span) => {
-      const ok = await this.tracer.outside(() => waitForHead(this.host, target, h, ticket.headHash, catchUpTimeoutMs(this.host.spec())));
-      if (!ok) span.fail('HEAD_BEHIND', `${target.id} did not reach head ${h}`);
-      return ok;
-    });
-    if (!caughtUp) return this.rollback(op, steps, leader, from.id, h, `${target.id} did not reach head ${h}`);
-    steps.push(this.stamp({ name: 'catch-up', state: 'done', detail: `${target.id} holds head ${h}` }));
-
-    // Phase 2: the new term (every other node is told at once), then the target continues at h+1.
-    const term = await this.host.changeLeader(leader, target.id, `switchover (${params.reason}): ${choice.why}`, h, 'switchover');
-    steps.push(this.stamp({ name: 'fence', state: 'done', detail: `term ${term} for ${target.id}` }));
-    const completed = await this.tracer.span('complete', this.attrs({ 'baton.node': target.id, 'baton.term': term, 'baton.head': h }), async (span) => {
-      const c = await completeHandoff(this.host, target, ticket, term);
-      if (c !== true) span.fail('NOT_ACTIVE', c);
-      return c;
-    });
-    if (completed === true) this.host.leaderStarted?.(term);
-    if (completed !== true) {
-      const written: LeaderRecord = { ...leader, term, nodeId: target.id, fromHead: h };
-      return this.rollback(op, steps, written, from.id, h, `complete on ${target.id} failed: ${completed}`);
-    }
-    steps.push(this.stamp({ name: 'complete', state: 'done', detail: `${target.id} active under term ${term} from head ${h}` }));
-    await this.save(
-      op,
-      { state: 'succeeded', result: { term: term.toString(), nodeId: target.id, headNumber: h + 1, detail: `${target.id} continues at ${h + 1}` } },
-      ...steps,
-    );
-  }
-
-  /**
-   * Back to the old leader under a new term (it holds h, having made it); every other node is told
-   * the term at once, and the loop's decide starts the old leader when no other lease can be valid.
-   */
-  private async rollback(op: Operation, steps: OperationStep[], current: LeaderRecord, oldNodeId: string, head: number, why: string): Promise<void> {
-    const term = await this.tracer.span('rollback', this.attrs({ 'baton.node': oldNodeId, 'baton.reason': why }), () =>
-      this.host.changeLeader(current, oldNodeId, `switchover rolled back: ${why}`, head, 'rollback'),
-    );
-    await this.save(
-      op,
-      { state: 'failed', error: { code: 'ABORTED', message: why }, result: { term: term.toString(), nodeId: oldNodeId, detail: `rolled back to ${oldNodeId} under term ${term}` } },
-      ...steps,
-      this.stamp({ name: 'rollback', state: 'done', detail: `${why}; rolled back to ${oldNodeId} under term ${term}` }),
-    );
-  }
 }
 
 function lastStep(op: Operation, name: string): OperationStep | undefined {
   for (let i = op.steps.length - 1; i >= 0; i--) if (op.steps[i]!.name === name) return op.steps[i];
   return undefined;
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -3,7 +3,7 @@
 import type { ChainSpec, FencingMode, LeaderRecord, NodeSpec, TermRecord, UnsafeHead } from './chain.js';
 import type { CommitResult, HeadCommit } from './commit.js';
 import type { NodeReport } from './observation.js';
-import type { Operation, OperationParams, PauseRecord } from './operation.js';
+import type { Operation, OperationParams, OverrideRecord, OverrideState, PauseRecord } from './operation.js';
 import type { Term } from './term.js';
 
 /** Monotonic milliseconds for decisions, wall milliseconds for records. */
@@ -39,6 +39,8 @@ export interface ChainState {
   readonly supervisor: string | undefined;
   /** The chain's pause record, if any (it may have expired: see isPaused). */
   readonly pause: PauseRecord | undefined;
+  /** The chain's break-glass override while it is in force (absent: none). */
+  readonly override?: OverrideState;
   /** Ids of the chain's unfinished operations (intent keys), oldest first. */
   readonly intents: readonly string[];
   /** The node health summary last published by the chain's supervisor. */
@@ -70,6 +72,8 @@ export interface NewLeader {
   readonly mode: LeaderRecord['mode'];
   /** The fencing mode of the term this one replaces (undefined: the first leader). */
   readonly previousMode?: FencingMode;
+  /** Break-glass: the override record, written in the same txn (so it holds from this term on). */
+  readonly override?: OverrideRecord;
 }
 
 export interface ChainStore {
@@ -225,4 +229,6 @@ export interface OperationStore {
   update(fence: SupervisionFence, operation: Operation): Promise<void>;
   /** Sets or clears (undefined) the chain's pause, fenced on the supervisor key. */
   setPause(fence: SupervisionFence, pause: PauseRecord | undefined): Promise<void>;
+  /** Removes the chain's break-glass override, fenced on the supervisor key; false when none was set. */
+  clearOverride(fence: SupervisionFence): Promise<boolean>;
 }

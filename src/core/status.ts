@@ -36,6 +36,8 @@ export interface ChainView {
   readonly decision: string | null;
   /** The chain's pause, while it lasts. */
   readonly paused: { readonly reason: string; readonly untilMs: number | null; readonly operationId: string } | null;
+  /** The break-glass override in force (until cleared). */
+  readonly override: { readonly nodeId: string; readonly reason: string; readonly sinceMs: number; readonly operationId: string; readonly term: string } | null;
 }
 
 export type TermRecordView = Omit<TermRecord, 'term' | 'previousTerm' | 'previousNodeId' | 'durationMs'> & {
@@ -118,5 +120,8 @@ export function describeChain(input: ChainObservation): ChainView {
       state.pause && isPaused(state.pause, input.wallMs)
         ? { reason: state.pause.reason, untilMs: state.pause.untilMs ?? null, operationId: state.pause.operationId }
         : null,
+    override: state.override
+      ? { nodeId: state.override.nodeId, reason: state.override.reason, sinceMs: state.override.sinceMs, operationId: state.override.operationId, term: state.override.term.toString() }
+      : null,
   };
 }

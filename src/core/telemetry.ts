@@ -47,8 +47,8 @@ export interface Tracer {
   outside<T>(fn: () => Promise<T>): Promise<T>;
 }
 
-/** Why a new term was written: an automatic failover, an operator failover, a switchover or its rollback, the first election, a change of fencing mode. */
-export type FailoverTrigger = 'auto' | 'operator' | 'switchover' | 'rollback';
+/** Why a new term was written: an automatic failover, an operator failover, a switchover or its rollback, a break-glass override, the first election, a change of fencing mode. */
+export type FailoverTrigger = 'auto' | 'operator' | 'switchover' | 'rollback' | 'override';
 export type TermTrigger = FailoverTrigger | 'elect' | 'mode-switch';
 export type FailoverOutcome = 'succeeded' | 'superseded' | 'abandoned';
 

@@ -33,7 +33,10 @@ export interface DevSecurity {
   readonly server: TlsFiles;
   readonly client: TlsFiles;
   readonly bindings: readonly RoleBinding[];
-  /** The simulated nodes serve plaintext: the node channel stays insecure. */
+  /**
+   * INSECURE: Baton commands nodes in plaintext without mutual authentication (for nodes that
+   * cannot serve TLS; logged loudly). The TLS devstack's nodes serve mTLS, so it does not set it.
+   */
   readonly insecureNodeChannel?: boolean;
 }
 

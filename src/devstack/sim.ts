@@ -5,7 +5,9 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { credentials as grpcCredentials } from '@grpc/grpc-js';
 import { createControlClient, createSimClient, type ControlClient, type SimClient } from '../adapters/node/grpc.js';
+import type { TlsFiles } from '../config/config.js';
 import { termToToken } from '../core/term.js';
 import type { ActivityEntry } from '../sim/activity.js';
 import { activityLogPath, parseActivityLog } from '../sim/activity-log.js';
@@ -30,6 +32,8 @@ export interface SimNodeSpec {
   peers?: string[];
   /** Baton's gRPC endpoints, for commit mode. */
   baton?: string[];
+  /** mTLS: the node's CA, certificate and key (it then requires a client certificate of that CA). */
+  tls?: TlsFiles;
 }
 
 export interface StartSimOptions {
@@ -41,6 +45,8 @@ export interface StartSimOptions {
   /** How long to wait for the ready line (ms). */
   readyTimeoutMs?: number;
   logLevel?: string;
+  /** Client certificate of this harness's own Control/Sim clients, for nodes that serve mTLS. */
+  clientTls?: TlsFiles;
 }
 
 export interface SimNodeHandle {
@@ -95,11 +101,13 @@ export async function startSim(opts: StartSimOptions): Promise<SimProcess> {
   }
   const ready = JSON.parse(line) as ReadyLine;
   const deadlineMs = opts.deadlineMs ?? 2000;
+  const c = opts.clientTls;
+  const credentials = c && grpcCredentials.createSsl(readFileSync(c.caFile), readFileSync(c.keyFile), readFileSync(c.certFile));
   const nodes: SimNodeHandle[] = ready.nodes.map((n) => ({
     ...n,
     logFile: activityLogPath(logDir, n.chain, n.node),
-    control: createControlClient(n.address, { deadlineMs }),
-    sim: createSimClient(n.address, { deadlineMs }),
+    control: createControlClient(n.address, { deadlineMs, ...(credentials ? { credentials } : {}) }),
+    sim: createSimClient(n.address, { deadlineMs, ...(credentials ? { credentials } : {}) }),
   }));
   const closeClients = (): void => {
     for (const n of nodes) {

@@ -4,6 +4,7 @@
 // ManagedProcess and stopped by its PID.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RoleBinding, TlsFiles } from '../config/config.js';
 import type { ChainPolicy } from '../core/chain.js';
 import { startBaton, type BatonApi, type BatonProcess, type ChainViewJson, type DevSecurity } from './baton.js';
 import { CertificateAuthority } from './certs.js';
@@ -31,9 +32,11 @@ export interface StackOptions {
   /** Added to every replica's environment (e.g. OTEL_EXPORTER_OTLP_ENDPOINT for a test's receiver). */
   readonly batonEnv?: Record<string, string>;
   /**
-   * mTLS on the REST and gRPC APIs with throwaway certificates (openssl, in `dir`/certs): the
-   * stack's own client is `admin` with every operator role. The simulated nodes serve plaintext,
-   * so the node channel runs with security.insecureNodeChannel. Default: insecure dev mode.
+   * mTLS everywhere with throwaway certificates (openssl, in `dir`/certs): the REST and gRPC APIs,
+   * and the node channel: every simulated node serves TLS requiring a client certificate and
+   * commits to Baton with its own certificate (principal `node-<chain>-<node>`, bound to the node
+   * role for that one node). The stack's own client is `admin` with every operator role.
+   * Default: insecure dev mode.
    */
   readonly tls?: boolean;
   /**
@@ -52,20 +55,39 @@ export interface StackOptions {
 export interface StackTls {
   readonly ca: CertificateAuthority;
   readonly security: DevSecurity;
+  /** Each node's own certificate (server and client usage), by `chain/node`. */
+  readonly nodes: ReadonlyMap<string, TlsFiles>;
 }
 
-/** A CA, a server certificate for the replicas and an all-roles `admin` client certificate. */
-export function mintStackTls(dir: string): StackTls {
+/** The principal of a simulated node's certificate in a TLS devstack. */
+export function nodePrincipal(chain: string, node: string): string {
+  return `node-${chain}-${node}`;
+}
+
+/**
+ * A CA, a server certificate for the replicas, an all-roles `admin` client certificate, and one
+ * certificate per node of `chains` bound to the node role for that node alone.
+ */
+export function mintStackTls(dir: string, chains: readonly StackChain[] = []): StackTls {
   const ca = CertificateAuthority.create(dir);
   const server = ca.issue('baton-replica', { cn: 'baton-replica', usage: 'both' });
   const admin = ca.issue('admin', { cn: 'admin', usage: 'client' });
+  const nodes = new Map<string, TlsFiles>();
+  const bindings: RoleBinding[] = [{ principal: 'admin', roles: ['viewer', 'operator', 'admin', 'breakglass'] }];
+  for (const chain of chains) {
+    for (const node of chain.nodes) {
+      const principal = nodePrincipal(chain.id, node);
+      nodes.set(`${chain.id}/${node}`, { caFile: ca.caFile, ...ca.issue(principal, { cn: principal, usage: 'both' }) });
+      bindings.push({ principal, roles: ['node'], node: { chainId: chain.id, nodeId: node } });
+    }
+  }
   return {
     ca,
+    nodes,
     security: {
       server: { caFile: ca.caFile, ...server },
       client: { caFile: ca.caFile, ...admin },
-      bindings: [{ principal: 'admin', roles: ['viewer', 'operator', 'admin', 'breakglass'] }],
-      insecureNodeChannel: true,
+      bindings,
     },
   };
 }
@@ -106,7 +128,7 @@ export class DevStack {
   static async start(opts: StackOptions): Promise<DevStack> {
     mkdirSync(opts.dir, { recursive: true });
     const etcd = await EtcdCluster.start({ members: opts.etcdMembers ?? 1 });
-    const stack = new DevStack(opts, etcd, [], [], opts.tls ? mintStackTls(join(opts.dir, 'certs')) : undefined);
+    const stack = new DevStack(opts, etcd, [], [], opts.tls ? mintStackTls(join(opts.dir, 'certs'), opts.chains) : undefined);
     try {
       const blockTimeMs = opts.blockTimeMs ?? 200;
       // Nodes commit to Baton in commit mode, so they are told its gRPC addresses at start: the
@@ -115,7 +137,14 @@ export class DevStack {
       const baton = stack.batonEndpoints();
       for (const chain of opts.chains) {
         const procs = await Promise.all(
-          chain.nodes.map((node) => startSim({ logDir: join(opts.dir, 'sim'), nodes: [{ chain: chain.id, node, blockTimeMs, baton }] })),
+          chain.nodes.map((node) => {
+            const tls = stack.tls?.nodes.get(`${chain.id}/${node}`);
+            return startSim({
+              logDir: join(opts.dir, 'sim'),
+              nodes: [{ chain: chain.id, node, blockTimeMs, baton, ...(tls ? { tls } : {}) }],
+              ...(stack.tls ? { clientTls: stack.tls.security.client } : {}),
+            });
+          }),
         );
         chain.nodes.forEach((node, i) => stack.sims.push({ chain: chain.id, node, process: procs[i]! }));
         await wirePeers(procs.map((p) => p.nodes[0]!));

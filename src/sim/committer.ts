@@ -23,8 +23,12 @@ export class GrpcHeadCommitter implements HeadCommitter {
   private readonly clients: grpc.Client[];
   private next = 0;
 
-  constructor(endpoints: readonly string[]) {
-    this.clients = endpoints.map((e) => new grpc.Client(e, grpc.credentials.createInsecure()));
+  /**
+   * `credentials`: the node's mTLS identity towards Baton (its certificate names the principal Baton
+   * binds to the node role for this one node); plaintext when absent (insecure dev mode only).
+   */
+  constructor(endpoints: readonly string[], credentials?: grpc.ChannelCredentials) {
+    this.clients = endpoints.map((e) => new grpc.Client(e, credentials ?? grpc.credentials.createInsecure()));
   }
 
   async commit(chainId: string, block: SimBlock, deadlineMs: number): Promise<CommitOutcome> {

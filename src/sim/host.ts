@@ -1,5 +1,8 @@
 // One `baton sim` process: hosts any number of simulated nodes, each with its own port and
 // activity log. Nodes of the same chain hosted together are peered with each other at start.
+import { credentials as grpcCredentials, type ChannelCredentials } from '@grpc/grpc-js';
+import type { TlsFiles } from '../config/config.js';
+import { readTlsFiles, type TlsMaterial } from '../adapters/security/tls.js';
 import type { Logger } from '../adapters/telemetry/log.js';
 import { ActivityLog, activityLogPath } from './activity-log.js';
 import { GrpcHeadCommitter } from './committer.js';
@@ -24,6 +27,11 @@ export interface HostedNodeSpec {
   peers: string[];
   /** Baton's gRPC endpoints (host:port), where a commit-mode node commits its blocks. */
   baton: string[];
+  /**
+   * mTLS: the node serves TLS requiring a client certificate of `caFile`, and presents its own
+   * certificate to Baton (commits) and to its peers. Absent: plaintext (insecure dev mode).
+   */
+  tls?: TlsFiles;
 }
 
 export interface HostedNodeInfo {
@@ -50,7 +58,11 @@ export class SimHost {
   ) {}
 
   static async start(specs: HostedNodeSpec[], logDir: string, logger: Logger): Promise<SimHost> {
-    const network = new PeerNetwork();
+    const material = new Map<HostedNodeSpec, TlsMaterial>();
+    for (const spec of specs) if (spec.tls) material.set(spec, readTlsFiles(spec.tls));
+    // One channel per peer address is shared by the process: it presents the first TLS identity.
+    const first = [...material.values()][0];
+    const network = new PeerNetwork(first && clientCredentials(first));
     const hosted: Hosted[] = [];
     const host = new SimHost(hosted, network);
     for (const spec of specs) {
@@ -70,14 +82,14 @@ export class SimHost {
           transport: network,
           logger: logger.child({ component: 'sim-node', chain: spec.chain, node: spec.node }),
           onCrash: () => host.onCrash(),
-          committer: spec.baton.length > 0 ? new GrpcHeadCommitter(spec.baton) : undefined,
+          committer: spec.baton.length > 0 ? new GrpcHeadCommitter(spec.baton, tlsOf(material, spec)) : undefined,
         },
       );
       hosted.push({ spec, node });
     }
     try {
       for (const h of hosted) {
-        h.server = await serveNode(h.node, h.spec.host, h.spec.port, logger.child({ chain: h.spec.chain, node: h.spec.node }));
+        h.server = await serveNode(h.node, h.spec.host, h.spec.port, logger.child({ chain: h.spec.chain, node: h.spec.node }), material.get(h.spec));
         network.addLocal(h.server.address, h.node);
       }
     } catch (err) {
@@ -110,4 +122,13 @@ export class SimHost {
     this.crashedCount++;
     if (this.crashedCount === this.hosted.length) this.resolveAllCrashed();
   }
+}
+
+function clientCredentials(tls: TlsMaterial): ChannelCredentials {
+  return grpcCredentials.createSsl(tls.ca, tls.key, tls.cert);
+}
+
+function tlsOf(material: ReadonlyMap<HostedNodeSpec, TlsMaterial>, spec: HostedNodeSpec): ChannelCredentials | undefined {
+  const m = material.get(spec);
+  return m && clientCredentials(m);
 }

@@ -2,6 +2,7 @@
 // channel per address shared by every node of this process; peers hosted by this same process
 // directly (a later event-loop turn; a crashed one throws UNAVAILABLE like a closed port), so a process hosting thousands of nodes does
 // not open thousands of loopback connections to itself.
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { createSimClient, type SimClient } from '../adapters/node/grpc.js';
 import { fromWire, type SimBlock, toWire } from './chain.js';
 import type { PeerTransport, SimNode } from './node.js';
@@ -9,6 +10,9 @@ import type { PeerTransport, SimNode } from './node.js';
 export class PeerNetwork implements PeerTransport {
   private readonly local = new Map<string, SimNode>();
   private readonly remote = new Map<string, SimClient>();
+
+  /** `credentials`: this process's mTLS identity towards peers that serve TLS (plaintext when absent). */
+  constructor(private readonly credentials?: ChannelCredentials) {}
 
   /** Routes `address` to a node of this process. */
   addLocal(address: string, node: SimNode): void {
@@ -45,7 +49,7 @@ export class PeerNetwork implements PeerTransport {
     let c = this.remote.get(address);
     if (!c) {
       // deadlineMs here is only the default; every call above passes its own.
-      c = createSimClient(address, { deadlineMs: 1000 });
+      c = createSimClient(address, { deadlineMs: 1000, ...(this.credentials ? { credentials: this.credentials } : {}) });
       this.remote.set(address, c);
     }
     return c;

@@ -1,10 +1,13 @@
 // One gRPC server per simulated node, on its own port, serving the node contract
 // (evnode.admin.v1.ControlService) and the simulator's SimService. The `hang` and `slow_ms` faults
-// act here, on ControlService only: SimService always answers, so tests can clear faults.
+// act here, on ControlService only: SimService always answers, so tests can clear faults. With TLS
+// material the server requires a client certificate of the CA (mTLS): Baton, the peers and the
+// test harness must each present one.
 import * as grpc from '@grpc/grpc-js';
 // Errors map to gRPC status through the same one table as Baton's own gRPC API.
 import { toServiceError } from '../adapters/grpc/errors.js';
 import type { Logger } from '../adapters/telemetry/log.js';
+import type { TlsMaterial } from '../adapters/security/tls.js';
 import { Faults, SimServiceService, type SimServiceServer } from '../gen/baton/sim/v1/sim.js';
 import { ControlServiceService, type ControlServiceServer } from '../gen/evnode/admin/v1/control.js';
 import { fromWire, toWire } from './chain.js';
@@ -20,7 +23,12 @@ export interface NodeServer {
 /** How long a crashing node keeps its port open so that the SetFaults call itself is answered. */
 const CRASH_CLOSE_DELAY_MS = 20;
 
-export async function serveNode(node: SimNode, host: string, port: number, logger: Logger): Promise<NodeServer> {
+/** Plaintext without `tls`; with it, TLS that refuses a client without a certificate of its CA. */
+export function nodeServerCredentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
+  return tls ? grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true) : grpc.ServerCredentials.createInsecure();
+}
+
+export async function serveNode(node: SimNode, host: string, port: number, logger: Logger, tls?: TlsMaterial): Promise<NodeServer> {
   const server = new grpc.Server();
   server.addService(ControlServiceService, controlService(node));
   server.addService(
@@ -29,12 +37,12 @@ export async function serveNode(node: SimNode, host: string, port: number, logge
   );
   const hostPart = host.includes(':') ? `[${host}]` : host;
   const boundPort = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${hostPart}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${hostPart}:${port}`, nodeServerCredentials(tls), (err, p) =>
       err ? reject(err) : resolve(p),
     );
   });
   const address = `${hostPart}:${boundPort}`;
-  logger.debug({ address }, 'listening');
+  logger.debug({ address, tls: tls !== undefined }, 'listening');
   return {
     address,
     close: (graceMs = 500) =>

@@ -45,6 +45,8 @@ t.test('parse: defaults, globals anywhere, command options', async (t) => {
   t.same(ok(['pause', 'chain-a', '--until', '2030-01-03T00:00:00+01:00']).command, { name: 'pause', chain: 'chain-a', until: '2030-01-02T23:00:00.000Z' });
   t.same(ok(['pause', 'chain-a']).command, { name: 'pause', chain: 'chain-a', until: undefined });
   t.same(ok(['history', 'chain-a', '--limit', '5']).command, { name: 'history', chain: 'chain-a', limit: 5 });
+  t.same(ok(['override', 'chain-a', 'n3', '--reason', 'INC-1']).command, { name: 'override', chain: 'chain-a', node: 'n3' });
+  t.same(ok(['clear-override', 'chain-a', '--reason', 'INC-1 over']).command, { name: 'clear-override', chain: 'chain-a' });
   t.same(ok(['settings', '--auto-failover', 'off', '--max-concurrent', '4']).command, { name: 'settings', autoFailover: false, maxConcurrent: 4 });
   t.same(ok(['settings']).command, { name: 'settings', autoFailover: undefined, maxConcurrent: undefined });
   t.same(ok(['events', '--follow', '--chain', 'chain-b']).command, { name: 'events', follow: true, chain: 'chain-b' });
@@ -76,6 +78,10 @@ t.test('parse: usage errors name the problem', async (t) => {
     [['pause', 'chain-a', '--until', '2030-02-30T00:00:00Z'], /--until must be an RFC 3339 time/],
     [['switchover', 'chain-a', '--at', '2030-01-02T03:04:05'], /--at must be an RFC 3339 time/],
     [['resume', 'chain-a', '--reason', ' '], /--reason must not be empty/],
+    [['override', 'chain-a', 'n3'], /override: --reason TEXT is required/],
+    [['override', 'chain-a', '--reason', 'x'], /override: missing NODE/],
+    [['override', 'chain-a', 'n 3', '--reason', 'x'], /NODE/],
+    [['clear-override', 'chain-a'], /clear-override: --reason TEXT is required/],
     [['resume', 'chain-a', '--idempotency-key', 'has space'], /--idempotency-key/],
     [['settings', '--auto-failover', 'maybe'], /--auto-failover must be on or off/],
     [['settings', '--max-concurrent', '0'], /--max-concurrent must be between 1 and 1000/],
@@ -218,6 +224,19 @@ t.test('mutations wait for the operation; failed exits 1 with its error', async 
   t.equal(f.code, 1);
   t.equal(f.err, 'error: NOT_ELIGIBLE: no standby\n');
   t.same(failing.seen[0]!.body, { reason: 'baton ctl by alice' });
+});
+
+t.test('override and clear-override post the break-glass requests', async (t) => {
+  const { url, seen } = await fakeBaton(t, {
+    'POST /v1/chains/chain-a/override': () => ({ status: 202, body: op('succeeded', { result: { nodeId: 'a3', term: '12', detail: 'a3 producing' } }) }),
+    'POST /v1/chains/chain-a/override/clear': () => ({ status: 202, body: op('succeeded', { result: { detail: 'override cleared' } }) }),
+  });
+  const r = await ctlIn(url, ['override', 'chain-a', 'a3', '--reason', 'INC-7']);
+  t.equal(r.code, 0, r.err);
+  t.same(seen[0]!.body, { nodeId: 'a3', reason: 'INC-7' });
+  const c = await ctlIn(url, ['clear-override', 'chain-a', '--reason', 'INC-7 over']);
+  t.equal(c.code, 0, c.err);
+  t.same(seen[1]!.body, { reason: 'INC-7 over' });
 });
 
 t.test('--no-wait prints the operation id; an unfinished wait exits 3', async (t) => {

@@ -221,6 +221,26 @@ export function operationStoreContract(t: Test, makeStore: () => Promise<Operati
     t.same(await h.store.get(op.id), final);
   });
 
+  withStore('an override is written with its term and cleared by the supervisor only', async (t, h) => {
+    await h.chains.putSpec(specOf('chain-a'));
+    const fence = await h.acquire('chain-a');
+    const op = (await submit(h, 'chain-a', { kind: 'override', nodeId: 'n2', reason: 'INC-1' })).operation;
+    t.same(op.params, { kind: 'override', nodeId: 'n2', reason: 'INC-1' });
+    await rejectsWith(t, submit(h, 'chain-a', { kind: 'override', nodeId: '', reason: 'x' }), 'INVALID_ARGUMENT', 'an override names a node');
+    t.equal(await h.store.clearOverride(fence), false, 'nothing to clear yet');
+    const override = { nodeId: 'n2', reason: 'INC-1', sinceMs: START_MS, operationId: op.id };
+    const history = { nodeId: 'n2', previousNodeId: undefined, previousTerm: undefined, fromHead: 0, reason: 'override', atMs: START_MS, supervisor: fence.replicaId, durationMs: undefined };
+    await rejectsWith(t, h.chains.writeLeader(fence, undefined, { nodeId: 'n1', reason: 'override', fromHead: 0, mode: 'lease', override }, { ...history, nodeId: 'n1' }), 'INVALID_ARGUMENT', 'the record names the new leader');
+    const term = await h.chains.writeLeader(fence, undefined, { nodeId: 'n2', reason: 'override', fromHead: 0, mode: 'lease', override }, history);
+    t.same((await h.chains.read('chain-a'))?.override, { ...override, term }, 'read back with the term it was forced under');
+    t.equal(await h.store.clearOverride(fence), true, 'cleared');
+    t.equal((await h.chains.read('chain-a'))?.override, undefined);
+    await h.chains.writeLeader(fence, term, { nodeId: 'n2', reason: 'again', fromHead: 0, mode: 'lease', override }, { ...history, previousNodeId: 'n2', previousTerm: term });
+    await h.steal('chain-a');
+    await rejectsWith(t, h.store.clearOverride(fence), 'FENCED', 'a deposed supervisor cannot clear it');
+    t.ok((await h.chains.read('chain-a'))?.override, 'still in force');
+  });
+
   withStore('setPause round-trips through the chain read', async (t, h) => {
     await h.chains.putSpec(specOf('chain-a'));
     const fence = await h.acquire('chain-a');

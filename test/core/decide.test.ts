@@ -133,6 +133,30 @@ t.test('paused', async (t) => {
   t.same(briefs(stray), [{ kind: 'stop', nodeIds: ['a1'], term: TERM }], 'stray producers are stopped even while paused');
 });
 
+t.test('break-glass override: the forced node is kept and started whatever its health, lag or the pause', async (t) => {
+  const due = { oldLeasesEndMs: 0, lastGrantSentMs: undefined, renewIntervalMs: 1000 };
+  const sick = obs('b2', { ...ACTIVE, healthy: false, lastError: 'disk' });
+  const unforced = snapshot({ lease: due, nodes: nodes(obs('a1'), sick, obs('c3')) });
+  t.match(briefs(unforced), [{ kind: 'failover', from: 'b2', to: 'c3' }], 'without an override an unhealthy leader is failed away from');
+  const forced = snapshot({ overrideNodeId: 'b2', lease: due, nodes: nodes(obs('a1'), sick, obs('c3')) });
+  t.same(briefs(forced), [{ kind: 'renew', nodeId: 'b2', term: TERM }], 'forced: it reports unhealthy but keeps its lease');
+  t.match(decide(forced).reason, /forced by a break-glass override/);
+
+  const idleSick = snapshot({ overrideNodeId: 'b2', paused: true, lease: due, nodes: nodes(obs('a1'), obs('b2', { healthy: false }), obs('c3')) });
+  t.same(briefs(idleSick), [{ kind: 'start', nodeId: 'b2', term: TERM }], 'forced: started although unhealthy and the chain is paused');
+
+  const behind = snapshot({ overrideNodeId: 'b2', lease: due, nodes: nodes(obs('a1'), obs('b2', { headNumber: 100 }), obs('c3')) });
+  t.same(briefs(behind), [], 'forced and behind: not replaced by the standbys ahead of it');
+  t.match(decide(behind).reason, /waiting for b2 \(head 100\) to catch up to head 120/, 'and not started before it caught up (continuity is never skipped)');
+
+  const waiting = snapshot({ overrideNodeId: 'b2', lease: { ...due, oldLeasesEndMs: NOW + 500 }, nodes: nodes(obs('a1', { producing: false, highestTerm: TERM - 1n }), obs('b2', { healthy: false }), obs('c3')) });
+  t.same(briefs(waiting), [{ kind: 'stop', nodeIds: ['a1'], term: TERM }], 'forced: still waits out old leases (fencing is never skipped)');
+
+  const dead = snapshot({ overrideNodeId: 'b2', nodes: nodes(obs('a1'), obs('b2', ACTIVE, DOWN), obs('c3')) });
+  t.same(briefs(dead), [], 'forced and unreachable: no automatic failover while the override is in force');
+  t.equal(decide(dead).reason, `break-glass override in force (b2 forced active); b2 unhealthy: ${DOWN_WHY}`);
+});
+
 t.test('automatic failover disabled fleet-wide', async (t) => {
   const s = snapshot({ autoFailover: false, nodes: nodes(obs('a1'), obs('b2', ACTIVE, DOWN), obs('c3')) });
   t.same(briefs(s), []);

@@ -12,7 +12,7 @@ import { systemClock } from '../system-clock.js';
 import { auditPut } from './audit-log.js';
 import type { ChainSpec, LeaderRecord, TermRecord, UnsafeHead } from '../../core/chain.js';
 import { BatonError, isBatonError } from '../../core/errors.js';
-import type { PauseRecord } from '../../core/operation.js';
+import type { OverrideRecord, PauseRecord } from '../../core/operation.js';
 import { judgeCommit, type CommitBase, type CommitResult, type HeadCommit } from '../../core/commit.js';
 import type { ChainState, ChainStore, FleetSettings, NewLeader, NodeHealth, RecordedHead, SupervisionFence } from '../../core/ports.js';
 import type { Term } from '../../core/term.js';
@@ -123,9 +123,10 @@ export class EtcdChainStore implements ChainStore {
         op.get(k.pause(chainId)),
         op.getPrefix(k.intents(chainId), { keysOnly: true }),
         op.get(k.health(chainId)),
+        op.get(k.override(chainId)),
       ],
     });
-    const [spec, leader, head, supervisor, pause, , health] = res.responses.map((r) => firstKv(r));
+    const [spec, leader, head, supervisor, pause, , health, override] = res.responses.map((r) => firstKv(r));
     const intents = rangeKvs(res.responses[5]).map((kv) => kv.key.toString().slice(k.intents(chainId).length));
     if (!spec) return undefined;
     return {
@@ -137,6 +138,7 @@ export class EtcdChainStore implements ChainStore {
       pause: pause ? parseJson<PauseRecord>(pause) : undefined,
       intents,
       health: health ? parseJson<{ nodes: NodeHealth[] }>(health).nodes : undefined,
+      ...(override ? { override: { ...parseJson<OverrideRecord>(override), term: toRevision(override.mod_revision) } } : {}),
     };
   }
 
@@ -169,6 +171,8 @@ export class EtcdChainStore implements ChainStore {
       success: [
         op.put(leaderKey, JSON.stringify(leader)),
         op.put(this.keys.historyAfter(chainId, expected ?? 0n), JSON.stringify(entry)),
+        // Break-glass: the override holds from exactly this term on.
+        ...(next.override ? [op.put(this.keys.override(chainId), JSON.stringify(storedOverride(next.override)))] : []),
       ],
       failure: [op.get(fence.key), op.get(leaderKey)],
     });
@@ -408,4 +412,9 @@ function toTermRecord(kv: IKeyValue, prefix: string): TermRecord {
     supervisor: v.supervisor,
     durationMs: v.durationMs ?? undefined,
   };
+}
+
+/** Only the record's own fields are stored. */
+function storedOverride(o: OverrideRecord): OverrideRecord {
+  return { nodeId: o.nodeId, reason: o.reason, sinceMs: o.sinceMs, operationId: o.operationId };
 }

@@ -1,4 +1,4 @@
-// Baton's event stream (leader changes, pauses, operations, chains), read from etcd's own history:
+// Baton's event stream (leader changes, pauses, break-glass overrides, operations, chains), read from etcd's own history:
 // every event is a key change, its id is the etcd revision of that change (plus its index among
 // the events of one txn), so any replica serves any subscriber and a subscriber resumes after a
 // disconnect from its Last-Event-ID exactly where it left off (as long as etcd has not compacted
@@ -15,6 +15,8 @@ export type EventType =
   | 'leader-changed'
   | 'paused'
   | 'resumed'
+  | 'override-set'
+  | 'override-cleared'
   | 'node-health-changed'
   | 'operation-changed'
   | 'resync';
@@ -104,6 +106,9 @@ export class EventFeed {
         case 'pause':
           if (type === 'delete') return { type: 'resumed', chainId, data: {} };
           return { type: 'paused', chainId, data: pick(parseJsonValue(kv.value), ['reason', 'untilMs', 'operationId']) };
+        case 'override':
+          if (type === 'delete') return { type: 'override-cleared', chainId, data: {} };
+          return { type: 'override-set', chainId, data: { ...pick(parseJsonValue(kv.value), ['nodeId', 'reason', 'sinceMs', 'operationId']), term: kv.mod_revision } };
         case 'health':
           if (type === 'delete') return undefined;
           return { type: 'node-health-changed', chainId, data: parseJsonValue(kv.value) };

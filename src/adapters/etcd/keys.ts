@@ -7,6 +7,9 @@
 //   chains/<id>/history/<prev term, 20>  TermRecord of the term that FOLLOWED <prev term>
 //                                        (0…0 for the first leader); term = this key's mod revision
 //   chains/<id>/pause                    PauseRecord (JSON), written by the chain's supervisor
+//   chains/<id>/override                 OverrideRecord (JSON): a break-glass override in force,
+//                                        written in the txn of the term it forced; its mod
+//                                        revision is that term
 //   chains/<id>/intents/<operation id>   operation id, while that operation is unfinished
 //   chains/<id>/leadership-op            id of the chain's unfinished failover/switchover (a lock)
 //   supervisors/<id>                     replica id, under that replica's lease (election key); its
@@ -57,7 +60,9 @@ export function assertReplicaId(id: string): void {
 }
 
 /** The part of the chain keys after `chains/<id>/`. */
-export type ChainKeyKind = 'spec' | 'leader' | 'head' | 'history' | 'pause' | 'intents' | 'leadership-op' | 'health';
+export type ChainKeyKind = 'spec' | 'leader' | 'head' | 'history' | 'pause' | 'override' | 'intents' | 'leadership-op' | 'health';
+
+const CHAIN_KEY_KINDS: readonly string[] = ['spec', 'leader', 'head', 'history', 'pause', 'override', 'intents', 'leadership-op', 'health'];
 
 export class EtcdKeys {
   readonly prefix: string;
@@ -123,6 +128,11 @@ export class EtcdKeys {
     return `${this.chain(chainId)}pause`;
   }
 
+  /** The chain's break-glass override (OverrideRecord JSON), while it is in force. */
+  override(chainId: string): string {
+    return `${this.chain(chainId)}override`;
+  }
+
   /** Range prefix of the chain's unfinished operations: one key per intent, value = operation id. */
   intents(chainId: string): string {
     return `${this.chain(chainId)}intents/`;
@@ -160,9 +170,7 @@ export class EtcdKeys {
     if (!key.startsWith(base)) return undefined;
     const [chainId, kind] = key.slice(base.length).split('/', 2);
     if (chainId === undefined || kind === undefined || !CHAIN_ID.test(chainId)) return undefined;
-    if (kind === 'spec' || kind === 'leader' || kind === 'head' || kind === 'history' || kind === 'pause' || kind === 'intents' || kind === 'leadership-op' || kind === 'health') {
-      return { chainId, kind };
-    }
+    if (CHAIN_KEY_KINDS.includes(kind)) return { chainId, kind: kind as ChainKeyKind };
     return undefined;
   }
 

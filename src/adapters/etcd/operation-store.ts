@@ -51,7 +51,7 @@ const MAX_LIST_LIMIT = 1000;
 const PAGE = 100;
 /** A concurrent writer can change an expired idempotency record between our read and our txn. */
 const SUBMIT_ATTEMPTS = 3;
-const KINDS: readonly OperationKind[] = ['failover', 'switchover', 'pause', 'resume', 'cancel-switchover'];
+const KINDS: readonly OperationKind[] = ['failover', 'switchover', 'pause', 'resume', 'cancel-switchover', 'override', 'clear-override'];
 const STATES: readonly OperationState[] = ['pending', 'scheduled', 'running', ...FINAL_STATES];
 const STEP_STATES = ['running', 'done', 'failed', 'skipped'];
 
@@ -252,6 +252,15 @@ export class EtcdOperationStore implements OperationStore {
     throw new BatonError('INTERNAL', `pause of ${fence.chainId} refused although the fence holds`);
   }
 
+  async clearOverride(fence: SupervisionFence): Promise<boolean> {
+    checkFence(this.keys, fence);
+    const key = this.keys.override(fence.chainId);
+    const res = await this.txn('clear override', { compare: fenceCompares(fence), success: [op.del(key)], failure: [op.get(fence.key)] });
+    if (res.succeeded) return (res.responses[0]?.response_delete_range?.deleted ?? '0') !== '0';
+    throwIfFenced(fence, firstKv(res.responses[0]));
+    throw new BatonError('INTERNAL', `clearing the override of ${fence.chainId} refused although the fence holds`);
+  }
+
   /**
    * Operations newest first (ids are time-ordered), optionally of one chain, as of one revision.
    * Filtering by chain scans the operations in pages: fine while they are swept, not an index.
@@ -385,8 +394,13 @@ export function validateNewOperation(request: NewOperation): OperationParams {
     case 'pause':
       optionalMs(p.untilMs, 'untilMs');
       return { kind: p.kind, reason: p.reason, ...(p.untilMs !== undefined ? { untilMs: p.untilMs } : {}) };
+    case 'override':
+      if (!nonEmpty(p.nodeId)) invalid('override: nodeId must be a node id');
+      if (p.reason === '') invalid('override: reason is required');
+      return { kind: p.kind, nodeId: p.nodeId, reason: p.reason };
     case 'resume':
     case 'cancel-switchover':
+    case 'clear-override':
       return { kind: p.kind, reason: p.reason };
   }
 }

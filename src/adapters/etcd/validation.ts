@@ -51,6 +51,13 @@ export function validateNewLeader(next: NewLeader): void {
   if (!isCount(next.fromHead)) invalid('new leader fromHead must be a non-negative integer');
   if (!MODES.includes(next.mode)) invalid(`new leader mode must be one of ${MODES.join(', ')}`);
   if (typeof next.reason !== 'string') invalid('new leader needs a reason');
+  const o = next.override;
+  if (o !== undefined) {
+    if (o.nodeId !== next.nodeId) invalid('an override record must name the new leader');
+    if (typeof o.reason !== 'string' || o.reason === '' || o.reason.length > 1024) invalid('an override needs a reason of 1..1024 characters');
+    if (!isCount(o.sinceMs)) invalid('override sinceMs must be wall-clock milliseconds');
+    if (!nonEmpty(o.operationId)) invalid('an override needs its operation id');
+  }
 }
 
 export function validateHead(head: UnsafeHead): void {

@@ -216,6 +216,15 @@ export function batonService(deps: BatonServiceDeps): pb.BatonServiceServer {
 
     resume: unary('Resume', async (req: pb.ResumeRequest, ctx) => submit(req.chainId, { kind: 'resume', reason: req.reason }, req.idempotencyKey, ctx)),
 
+    override: unary('Override', async (req: pb.OverrideRequest, ctx) => {
+      if (!req.nodeId) throw invalid('node_id: required');
+      return submit(req.chainId, { kind: 'override', nodeId: req.nodeId, reason: req.reason }, req.idempotencyKey, ctx);
+    }),
+
+    clearOverride: unary('ClearOverride', async (req: pb.ClearOverrideRequest, ctx) =>
+      submit(req.chainId, { kind: 'clear-override', reason: req.reason }, req.idempotencyKey, ctx),
+    ),
+
     getOperation: unary('GetOperation', async (req: pb.GetOperationRequest, ctx) => {
       if (!req.operationId) throw invalid('operation_id: required');
       return { operation: toWireOperation(await cp.operation(req.operationId, ctx.budgetMs(req.waitMs))) };

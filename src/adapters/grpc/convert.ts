@@ -29,6 +29,8 @@ const OPERATION_KIND: Readonly<Record<OperationKind, pb.OperationKind>> = {
   pause: pb.OperationKind.OPERATION_KIND_PAUSE,
   resume: pb.OperationKind.OPERATION_KIND_RESUME,
   'cancel-switchover': pb.OperationKind.OPERATION_KIND_CANCEL_SWITCHOVER,
+  override: pb.OperationKind.OPERATION_KIND_OVERRIDE,
+  'clear-override': pb.OperationKind.OPERATION_KIND_CLEAR_OVERRIDE,
 };
 
 const OPERATION_STATE: Readonly<Record<OperationState, pb.OperationState>> = {
@@ -54,6 +56,8 @@ const EVENT_TYPE: Readonly<Record<EventType, pb.EventType>> = {
   'leader-changed': pb.EventType.EVENT_TYPE_LEADER_CHANGED,
   paused: pb.EventType.EVENT_TYPE_PAUSED,
   resumed: pb.EventType.EVENT_TYPE_RESUMED,
+  'override-set': pb.EventType.EVENT_TYPE_OVERRIDE_SET,
+  'override-cleared': pb.EventType.EVENT_TYPE_OVERRIDE_CLEARED,
   'node-health-changed': pb.EventType.EVENT_TYPE_NODE_HEALTH_CHANGED,
   'operation-changed': pb.EventType.EVENT_TYPE_OPERATION_CHANGED,
   resync: pb.EventType.EVENT_TYPE_RESYNC,
@@ -181,6 +185,9 @@ export function toWireStatus(view: ChainView): pb.ChainStatus {
     nodes: view.nodes.map(toWireNode),
     lastFailover: view.lastFailover ? toWireTerm(view.lastFailover) : undefined,
     decision: view.decision ?? '',
+    override: view.override
+      ? { nodeId: view.override.nodeId, reason: view.override.reason, sinceMs: big(view.override.sinceMs), operationId: view.override.operationId, term: BigInt(view.override.term) }
+      : undefined,
   };
 }
 
@@ -221,6 +228,7 @@ export function toWireOperation(op: Operation): pb.Operation {
     idempotencyKey: op.idempotencyKey ?? '',
     executor: op.executor ?? '',
     traceId: op.traceId ?? '',
+    nodeId: p.kind === 'override' ? p.nodeId : '',
   };
 }
 

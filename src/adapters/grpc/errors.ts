@@ -9,7 +9,7 @@ import { ERROR_CODE_KEY } from '../node/wire.js';
 /**
  * - CONFLICT is another leadership operation (or a concurrent write) in the way: ABORTED, retry
  *   once it is done.
- * - PAUSED, NOT_ELIGIBLE and the fencing and continuity refusals need the chain or the node to
+ * - PAUSED, OVERRIDDEN, NOT_ELIGIBLE and the fencing and continuity refusals need the chain or the node to
  *   change first: FAILED_PRECONDITION.
  * - IDEMPOTENCY_MISMATCH is FAILED_PRECONDITION: the request is valid by itself, but the key is
  *   bound to another request; retrying the same call with that key keeps failing until it expires.
@@ -35,6 +35,7 @@ export const GRPC_STATUS: Readonly<Record<ErrorCode, S>> = {
   NODE_UNREACHABLE: S.UNAVAILABLE,
   UNAVAILABLE: S.UNAVAILABLE,
   PAUSED: S.FAILED_PRECONDITION,
+  OVERRIDDEN: S.FAILED_PRECONDITION,
   IDEMPOTENCY_MISMATCH: S.FAILED_PRECONDITION,
   NOT_ELIGIBLE: S.FAILED_PRECONDITION,
   INTERNAL: S.INTERNAL,

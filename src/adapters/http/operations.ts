@@ -13,6 +13,7 @@ import {
   operationIdParams,
   operationListQuery,
   operationQuery,
+  overrideBody,
   pauseBody,
   reasonBody,
   switchoverBody,
@@ -85,6 +86,15 @@ export function registerOperationRoutes(app: FastifyInstance, control: ControlPl
 
   app.post<{ Params: { id: string }; Body: { reason: string } }>('/v1/chains/:id/resume', mutation(reasonBody), async (req, reply) =>
     accept(req, reply, { kind: 'resume', reason: req.body.reason }),
+  );
+
+  // Break-glass (permission `override`): see src/core/chain-controls.ts for what it skips and what not.
+  app.post<{ Params: { id: string }; Body: { nodeId: string; reason: string } }>('/v1/chains/:id/override', mutation(overrideBody), async (req, reply) =>
+    accept(req, reply, { kind: 'override', nodeId: req.body.nodeId, reason: req.body.reason }),
+  );
+
+  app.post<{ Params: { id: string }; Body: { reason: string } }>('/v1/chains/:id/override/clear', mutation(reasonBody), async (req, reply) =>
+    accept(req, reply, { kind: 'clear-override', reason: req.body.reason }),
   );
 
   app.get<{ Params: { id: string }; Querystring: { wait: number } }>(

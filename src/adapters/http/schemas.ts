@@ -93,6 +93,14 @@ export const pauseBody = {
 } as const;
 
 /** resume and switchover/cancel: only a reason. */
+/** Break-glass: the node to force active, and why (both required). */
+export const overrideBody = {
+  type: 'object',
+  required: ['nodeId', 'reason'],
+  additionalProperties: false,
+  properties: { nodeId, reason },
+} as const;
+
 export const reasonBody = {
   type: 'object',
   required: ['reason'],

@@ -56,7 +56,8 @@ export type OperationParamsView =
   | { kind: 'failover'; reason: string; candidate?: string }
   | { kind: 'switchover'; reason: string; target?: string; scheduledAt?: string }
   | { kind: 'pause'; reason: string; until?: string }
-  | { kind: 'resume' | 'cancel-switchover'; reason: string };
+  | { kind: 'override'; reason: string; nodeId: string }
+  | { kind: 'resume' | 'cancel-switchover' | 'clear-override'; reason: string };
 
 export interface OperationView {
   id: string;
@@ -90,8 +91,11 @@ export function viewParams(p: OperationParams): OperationParamsView {
       };
     case 'pause':
       return { kind: p.kind, reason: p.reason, ...(p.untilMs !== undefined ? { until: iso(p.untilMs) } : {}) };
+    case 'override':
+      return { kind: p.kind, reason: p.reason, nodeId: p.nodeId };
     case 'resume':
     case 'cancel-switchover':
+    case 'clear-override':
       return { kind: p.kind, reason: p.reason };
   }
 }

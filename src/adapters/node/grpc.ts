@@ -116,7 +116,7 @@ export type ServiceClient<S extends AnyService> = {
 export interface ClientOptions {
   /** Deadline of every call that does not set its own. */
   deadlineMs: number;
-  /** Insecure when absent (dev mode); mTLS comes with the node channel's security work. */
+  /** mTLS credentials of the caller; plaintext when absent (insecure dev mode only). */
   credentials?: grpc.ChannelCredentials;
   channelOptions?: grpc.ChannelOptions;
 }

@@ -58,7 +58,7 @@ export class PromMetrics implements Metrics {
       buckets: FAILOVER_BUCKETS,
       registers: [r],
     });
-    this.leaderChanges = new Counter({ name: 'baton_leader_changes_total', help: 'New terms written, by trigger (auto, operator, switchover, rollback, elect, mode-switch).', labelNames: ['chain', 'trigger'], registers: [r] });
+    this.leaderChanges = new Counter({ name: 'baton_leader_changes_total', help: 'New terms written, by trigger (auto, operator, switchover, rollback, override, elect, mode-switch).', labelNames: ['chain', 'trigger'], registers: [r] });
     this.decisions = new Counter({ name: 'baton_control_loop_decisions_total', help: 'Control-loop decisions that act, by kind of action.', labelNames: ['chain', 'kind'], registers: [r] });
     this.leaderlessSeconds = new Counter({ name: 'baton_chain_leaderless_seconds_total', help: 'Seconds a supervised chain had no producing leader.', labelNames: ['chain'], registers: [r] });
     this.etcdDuration = new Histogram({ name: 'baton_etcd_request_duration_seconds', help: 'Unary etcd calls, by gRPC method.', labelNames: ['method'], buckets: FAST_BUCKETS, registers: [r] });
@@ -185,6 +185,7 @@ export class PromMetrics implements Metrics {
     const blockTime = chainGauge('baton_chain_block_time_seconds', 'Block time of the chain policy.');
     const paused = chainGauge('baton_chain_paused', '1 while the chain is paused.');
     const pausedFor = chainGauge('baton_chain_paused_seconds', 'How long the chain has been paused (0 when not).');
+    const overridden = chainGauge('baton_chain_override_active', '1 while a break-glass override holds the chain (until cleared).');
     const pending = chainGauge('baton_chain_pending_operations', 'Unfinished operator requests of the chain.');
     const nodeHealthy = chainGauge('baton_node_healthy', '1 when the last probe of the node succeeded and it reported healthy.', ['chain', 'node']);
     const nodeLag = chainGauge('baton_node_lag_blocks', 'Blocks the node is behind the recorded unsafe head (0 when level or ahead).', ['chain', 'node']);
@@ -192,7 +193,7 @@ export class PromMetrics implements Metrics {
     const nodeHead = chainGauge('baton_node_head_number', 'Head height the node last reported.', ['chain', 'node']);
     const nodeFailures = chainGauge('baton_node_consecutive_probe_failures', 'Failed probes in a row.', ['chain', 'node']);
 
-    const all = [ready, supervised, term, hasLeader, producing, withoutLeader, headNumber, headAge, blockTime, paused, pausedFor, pending, nodeHealthy, nodeLag, nodeProducing, nodeHead, nodeFailures];
+    const all = [ready, supervised, term, hasLeader, producing, withoutLeader, headNumber, headAge, blockTime, paused, pausedFor, overridden, pending, nodeHealthy, nodeLag, nodeProducing, nodeHead, nodeFailures];
     this.fillGauges = (): void => {
       const src = self.source;
       for (const g of all) g.reset();
@@ -220,6 +221,7 @@ export class PromMetrics implements Metrics {
         const isP = isPaused(state.pause, wall);
         paused.set({ chain }, isP ? 1 : 0);
         pausedFor.set({ chain }, isP && state.pause ? Math.max(0, (wall - state.pause.sinceMs) / 1000) : 0);
+        overridden.set({ chain }, state.override ? 1 : 0);
         pending.set({ chain }, state.intents.length);
         const recorded = state.head?.number ?? 0;
         for (const node of state.spec.nodes) {

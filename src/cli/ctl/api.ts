@@ -53,6 +53,8 @@ export interface ChainView {
   readonly decision: string | null;
   /** Not in every API version: shown when present. */
   readonly paused?: boolean | { reason?: string; untilMs?: number | null; sinceMs?: number } | null;
+  /** The break-glass override in force (not in every API version: shown when present). */
+  readonly override?: { nodeId: string; reason: string; sinceMs: number; term: string } | null;
 }
 
 export interface FailoverPlan {

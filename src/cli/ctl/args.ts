@@ -16,6 +16,9 @@ commands:
   cancel-switchover CHAIN                cancel a scheduled switchover
   pause CHAIN [--until TIME]             no automatic failover of CHAIN (until resumed or TIME)
   resume CHAIN                           end a pause
+  override CHAIN NODE --reason TEXT      BREAK-GLASS (breakglass role): force NODE active, skipping
+                                         the eligibility checks but not the fencing; holds until cleared
+  clear-override CHAIN --reason TEXT     end the chain's break-glass override
   operation ID                           show an operation (one started with --no-wait), once it is
                                          final or scheduled (--no-wait: at once)
   events [--follow] [--chain CHAIN]      the event stream: what arrives within --timeout, or
@@ -68,6 +71,8 @@ export type CtlCommand =
   | { readonly name: 'cancel-switchover'; readonly chain: string }
   | { readonly name: 'pause'; readonly chain: string; readonly until: string | undefined }
   | { readonly name: 'resume'; readonly chain: string }
+  | { readonly name: 'override'; readonly chain: string; readonly node: string }
+  | { readonly name: 'clear-override'; readonly chain: string }
   | { readonly name: 'operation'; readonly id: string }
   | { readonly name: 'events'; readonly follow: boolean; readonly chain: string | undefined }
   | { readonly name: 'settings'; readonly autoFailover: boolean | undefined; readonly maxConcurrent: number | undefined };
@@ -125,6 +130,8 @@ const COMMANDS: Record<CtlCommand['name'], { positionals: readonly string[]; fla
   'cancel-switchover': { positionals: ['CHAIN'], flags: {} },
   pause: { positionals: ['CHAIN'], flags: { '--until': 'value' } },
   resume: { positionals: ['CHAIN'], flags: {} },
+  override: { positionals: ['CHAIN', 'NODE'], flags: {} },
+  'clear-override': { positionals: ['CHAIN'], flags: {} },
   operation: { positionals: ['ID'], flags: {} },
   events: { positionals: [], flags: { '--follow': 'bool', '--chain': 'value' } },
   settings: { positionals: [], flags: { '--auto-failover': 'value', '--max-concurrent': 'value' } },
@@ -228,6 +235,15 @@ function parse(argv: readonly string[], env: CtlEnv, nowMs: number, newKey: () =
     case 'resume':
       command = { name, chain: chain() };
       break;
+    case 'override':
+    case 'clear-override': {
+      // A break-glass action says why in the operator's own words, never a default.
+      if (str('--reason') === undefined) throw new UsageError(`${name}: --reason TEXT is required (a break-glass action must say why)`);
+      command = name === 'override'
+        ? { name, chain: chain(), node: parseId('NODE', positionals[1]!, NODE_ID, 'letters, digits, "_", "." and "-", at most 63') }
+        : { name, chain: chain() };
+      break;
+    }
     case 'history':
       command = { name, chain: chain(), limit: parseInteger('--limit', str('--limit'), 1, 1000) };
       break;

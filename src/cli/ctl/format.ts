@@ -85,6 +85,8 @@ export function formatChainView(v: ChainView, nowMs: number, style: Style = PLAI
   lines.push(['head', h ? `#${h.number}  ${shortHash(h.hash)}  age ${formatAge(headAgeS(h.timestamp, nowMs) ?? 0)}  by ${h.nodeId} in term ${h.term}` : 'none recorded']);
   lines.push(['supervisor', orDash(v.supervisor)]);
   if (v.paused !== undefined) lines.push(['paused', pausedText(v.paused)]);
+  const o = v.override;
+  if (o !== undefined) lines.push(['override', o ? `BREAK-GLASS: ${o.nodeId} forced under term ${o.term} since ${formatTime(o.sinceMs)}  (${o.reason})` : 'no']);
   lines.push(['decision', orDash(v.decision)]);
   const f = v.lastFailover;
   lines.push(['last change', f ? `term ${f.term}: ${f.previousNodeId ?? '(none)'} -> ${f.nodeId} at ${formatTime(f.atMs)}  (${f.reason})` : '-']);

@@ -121,6 +121,28 @@ t.test('failover: dry run plans; a scheduled switchover is cancelled', async (t)
   t.equal((await settled(sw.operation!.id)).state, OperationState.OPERATION_STATE_CANCELLED, 'the switchover is cancelled');
 });
 
+t.test('break-glass override: forced under a new term even unreachable, shown in GetChain, refuses failover, cleared', async (t) => {
+  await call(c.putChain.bind(c), { spec: chainSpec('chain-o', 21_400) });
+  const res = await call(c.override.bind(c), { chainId: 'chain-o', nodeId: 'chain-o-2', reason: 'INC-9', idempotencyKey: '' });
+  t.match(res.operation, { kind: OperationKind.OPERATION_KIND_OVERRIDE, nodeId: 'chain-o-2', reason: 'INC-9' });
+  const deadline = Date.now() + 15_000;
+  let chain = (await call(c.getChain.bind(c), { chainId: 'chain-o' })).chain;
+  while (!chain?.override && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    chain = (await call(c.getChain.bind(c), { chainId: 'chain-o' })).chain;
+  }
+  t.match(chain?.override, { nodeId: 'chain-o-2', reason: 'INC-9', operationId: res.operation!.id }, 'ChainStatus.override');
+  t.ok((chain?.override?.term ?? 0n) > 0n, 'with the term it was forced under');
+  t.equal(chain?.leader?.nodeId, 'chain-o-2', 'the forced node is the leader (unreachable: it simply never produces)');
+  t.equal(chain?.leader?.term, chain?.override?.term);
+  const refused = await failure(call(c.failover.bind(c), { chainId: 'chain-o', candidate: '', reason: 'undo', dryRun: false, idempotencyKey: '' }));
+  t.equal(refused.code, status.FAILED_PRECONDITION, 'a failover is refused meanwhile');
+  t.equal(batonCode(refused), 'OVERRIDDEN');
+  const clear = await call(c.clearOverride.bind(c), { chainId: 'chain-o', reason: 'INC-9 over', idempotencyKey: '' });
+  t.equal((await settled(clear.operation!.id)).state, OperationState.OPERATION_STATE_SUCCEEDED);
+  t.equal((await call(c.getChain.bind(c), { chainId: 'chain-o' })).chain?.override, undefined, 'cleared');
+});
+
 t.test('a second failover while the first is unfinished is ABORTED (CONFLICT)', async (t) => {
   await call(c.putChain.bind(c), { spec: chainSpec('chain-f', 21_400) });
   // Submitted together: the supervisor cannot finish either between two etcd txns.
@@ -178,6 +200,10 @@ t.test('bad input gets a clear status and changes nothing', async (t) => {
     ['lease too short', () => call(c.putChain.bind(c), { spec: { ...chainSpec('chain-x', 21_700), policy: { leaseTtlMs: 600 } } }), status.INVALID_ARGUMENT, /leaseTtlMs/],
     ['bad endpoint', () => call(c.putChain.bind(c), { spec: { ...chainSpec('chain-x', 21_700), nodes: [{ id: 'n', endpoint: 'nowhere', priority: 0, zone: '' }] } }), status.INVALID_ARGUMENT, /endpoint/],
     ['no reason', () => call(c.pause.bind(c), { chainId: 'chain-b', reason: '', until: undefined, idempotencyKey: '' }), status.INVALID_ARGUMENT, /reason/],
+    ['override without a reason', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: 'zz9', reason: '', idempotencyKey: '' }), status.INVALID_ARGUMENT, /reason/],
+    ['override without a node', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: '', reason: 'x', idempotencyKey: '' }), status.INVALID_ARGUMENT, /node_id/],
+    ['override of a node of no chain', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: 'zz9', reason: 'x', idempotencyKey: '' }), status.NOT_FOUND, /zz9/],
+    ['clearing an override without a reason', () => call(c.clearOverride.bind(c), { chainId: 'chain-b', reason: '', idempotencyKey: '' }), status.INVALID_ARGUMENT, /reason/],
     ['pause ending in the past', () => call(c.pause.bind(c), { chainId: 'chain-b', reason: 'x', until: new Date(Date.now() - 60_000), idempotencyKey: '' }), status.INVALID_ARGUMENT, /until/],
     ['switchover next month', () => call(c.switchover.bind(c), { chainId: 'chain-b', target: '', scheduledAt: new Date(Date.now() + 30 * 86_400_000), reason: 'x', idempotencyKey: '' }), status.INVALID_ARGUMENT, /scheduledAt/],
     ['unknown operation', () => call(c.getOperation.bind(c), { operationId: 'op-0000000000001-deadbeef', waitMs: 0 }), status.NOT_FOUND, /op-0000000000001-deadbeef/],

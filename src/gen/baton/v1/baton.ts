@@ -32,9 +32,9 @@ export const protobufFileName = "baton/v1/baton.proto";
  * server-streamed event feed. Every error carries Baton's error code in the trailing metadata key
  * `baton-error-code` next to the gRPC status (see src/adapters/grpc/errors.ts for the table).
  *
- * Mutations of leadership (Failover, Switchover, CancelSwitchover, Pause, Resume) are intents: the
- * answer carries the durable Operation, which the chain's supervisor then executes; poll it with
- * GetOperation (wait_ms) or follow WatchEvents. Each takes an idempotency key, as the field
+ * Mutations of leadership (Failover, Switchover, CancelSwitchover, Pause, Resume, Override,
+ * ClearOverride) are intents: the answer carries the durable Operation, which the chain's
+ * supervisor then executes; poll it with GetOperation (wait_ms) or follow WatchEvents. Each takes an idempotency key, as the field
  * `idempotency_key` or the metadata key `idempotency-key` (both: they must be equal): a replay of
  * the same request returns the first operation (`replayed`), the same key with another request is
  * refused (FAILED_PRECONDITION, baton-error-code IDEMPOTENCY_MISMATCH). PutChain, DeleteChain and
@@ -184,6 +184,8 @@ export enum OperationKind {
   OPERATION_KIND_PAUSE = 3,
   OPERATION_KIND_RESUME = 4,
   OPERATION_KIND_CANCEL_SWITCHOVER = 5,
+  OPERATION_KIND_OVERRIDE = 6,
+  OPERATION_KIND_CLEAR_OVERRIDE = 7,
   UNRECOGNIZED = -1,
 }
 
@@ -207,6 +209,12 @@ export function operationKindFromJSON(object: any): OperationKind {
     case 5:
     case "OPERATION_KIND_CANCEL_SWITCHOVER":
       return OperationKind.OPERATION_KIND_CANCEL_SWITCHOVER;
+    case 6:
+    case "OPERATION_KIND_OVERRIDE":
+      return OperationKind.OPERATION_KIND_OVERRIDE;
+    case 7:
+    case "OPERATION_KIND_CLEAR_OVERRIDE":
+      return OperationKind.OPERATION_KIND_CLEAR_OVERRIDE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -228,6 +236,10 @@ export function operationKindToJSON(object: OperationKind): string {
       return "OPERATION_KIND_RESUME";
     case OperationKind.OPERATION_KIND_CANCEL_SWITCHOVER:
       return "OPERATION_KIND_CANCEL_SWITCHOVER";
+    case OperationKind.OPERATION_KIND_OVERRIDE:
+      return "OPERATION_KIND_OVERRIDE";
+    case OperationKind.OPERATION_KIND_CLEAR_OVERRIDE:
+      return "OPERATION_KIND_CLEAR_OVERRIDE";
     case OperationKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -359,6 +371,8 @@ export enum EventType {
   EVENT_TYPE_NODE_HEALTH_CHANGED = 7,
   EVENT_TYPE_OPERATION_CHANGED = 8,
   EVENT_TYPE_RESYNC = 9,
+  EVENT_TYPE_OVERRIDE_SET = 10,
+  EVENT_TYPE_OVERRIDE_CLEARED = 11,
   UNRECOGNIZED = -1,
 }
 
@@ -394,6 +408,12 @@ export function eventTypeFromJSON(object: any): EventType {
     case 9:
     case "EVENT_TYPE_RESYNC":
       return EventType.EVENT_TYPE_RESYNC;
+    case 10:
+    case "EVENT_TYPE_OVERRIDE_SET":
+      return EventType.EVENT_TYPE_OVERRIDE_SET;
+    case 11:
+    case "EVENT_TYPE_OVERRIDE_CLEARED":
+      return EventType.EVENT_TYPE_OVERRIDE_CLEARED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -423,6 +443,10 @@ export function eventTypeToJSON(object: EventType): string {
       return "EVENT_TYPE_OPERATION_CHANGED";
     case EventType.EVENT_TYPE_RESYNC:
       return "EVENT_TYPE_RESYNC";
+    case EventType.EVENT_TYPE_OVERRIDE_SET:
+      return "EVENT_TYPE_OVERRIDE_SET";
+    case EventType.EVENT_TYPE_OVERRIDE_CLEARED:
+      return "EVENT_TYPE_OVERRIDE_CLEARED";
     case EventType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -557,6 +581,20 @@ export interface ChainStatus {
     | undefined;
   /** the supervisor's latest decision, when the answering replica supervises it */
   decision: string;
+  /** unset: no break-glass override in force */
+  override: ChainOverride | undefined;
+}
+
+/** A break-glass override in force on a chain (until ClearOverride). */
+export interface ChainOverride {
+  /** the node forced active */
+  nodeId: string;
+  reason: string;
+  sinceMs: bigint;
+  /** the Override operation that set it */
+  operationId: string;
+  /** the term it was forced under */
+  term: bigint;
 }
 
 /** One line of the fleet listing. */
@@ -729,6 +767,8 @@ export interface Operation {
   executor: string;
   /** the trace of the request that made it (W3C trace id, hex); empty: none */
   traceId: string;
+  /** override: the node forced active */
+  nodeId: string;
 }
 
 export interface FailoverRequest {
@@ -814,6 +854,32 @@ export interface ResumeRequest {
 }
 
 export interface ResumeResponse {
+  operation: Operation | undefined;
+  replayed: boolean;
+}
+
+export interface OverrideRequest {
+  chainId: string;
+  /** required: the node to force active */
+  nodeId: string;
+  /** required */
+  reason: string;
+  idempotencyKey: string;
+}
+
+export interface OverrideResponse {
+  operation: Operation | undefined;
+  replayed: boolean;
+}
+
+export interface ClearOverrideRequest {
+  chainId: string;
+  /** required */
+  reason: string;
+  idempotencyKey: string;
+}
+
+export interface ClearOverrideResponse {
   operation: Operation | undefined;
   replayed: boolean;
 }
@@ -2335,6 +2401,7 @@ function createBaseChainStatus(): ChainStatus {
     nodes: [],
     lastFailover: undefined,
     decision: "",
+    override: undefined,
   };
 }
 
@@ -2360,6 +2427,9 @@ export const ChainStatus: MessageFns<ChainStatus> = {
     }
     if (message.decision !== "") {
       writer.uint32(58).string(message.decision);
+    }
+    if (message.override !== undefined) {
+      ChainOverride.encode(message.override, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -2433,6 +2503,14 @@ export const ChainStatus: MessageFns<ChainStatus> = {
             message.decision = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.override = ChainOverride.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2462,6 +2540,7 @@ export const ChainStatus: MessageFns<ChainStatus> = {
         ? TermRecord.fromJSON(object.last_failover)
         : undefined,
       decision: isSet(object.decision) ? globalThis.String(object.decision) : "",
+      override: isSet(object.override) ? ChainOverride.fromJSON(object.override) : undefined,
     };
   },
 
@@ -2488,6 +2567,9 @@ export const ChainStatus: MessageFns<ChainStatus> = {
     if (message.decision !== "") {
       obj.decision = message.decision;
     }
+    if (message.override !== undefined) {
+      obj.override = ChainOverride.toJSON(message.override);
+    }
     return obj;
   },
 
@@ -2509,6 +2591,156 @@ export const ChainStatus: MessageFns<ChainStatus> = {
       ? TermRecord.fromPartial(object.lastFailover)
       : undefined;
     message.decision = object.decision ?? "";
+    message.override = (object.override !== undefined && object.override !== null)
+      ? ChainOverride.fromPartial(object.override)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseChainOverride(): ChainOverride {
+  return { nodeId: "", reason: "", sinceMs: 0n, operationId: "", term: 0n };
+}
+
+export const ChainOverride: MessageFns<ChainOverride> = {
+  encode(message: ChainOverride, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.sinceMs !== 0n) {
+      if (BigInt.asIntN(64, message.sinceMs) !== message.sinceMs) {
+        throw new globalThis.Error("value provided for field message.sinceMs of type int64 too large");
+      }
+      writer.uint32(24).int64(message.sinceMs);
+    }
+    if (message.operationId !== "") {
+      writer.uint32(34).string(message.operationId);
+    }
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.term);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChainOverride {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChainOverride();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sinceMs = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChainOverride {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      sinceMs: isSet(object.sinceMs) ? BigInt(object.sinceMs) : isSet(object.since_ms) ? BigInt(object.since_ms) : 0n,
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+    };
+  },
+
+  toJSON(message: ChainOverride): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.sinceMs !== 0n) {
+      obj.sinceMs = message.sinceMs.toString();
+    }
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChainOverride>): ChainOverride {
+    return ChainOverride.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChainOverride>): ChainOverride {
+    const message = createBaseChainOverride();
+    message.nodeId = object.nodeId ?? "";
+    message.reason = object.reason ?? "";
+    message.sinceMs = (object.sinceMs !== undefined && object.sinceMs !== null) ? BigInt(object.sinceMs) : 0n;
+    message.operationId = object.operationId ?? "";
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
     return message;
   },
 };
@@ -4474,6 +4706,7 @@ function createBaseOperation(): Operation {
     idempotencyKey: "",
     executor: "",
     traceId: "",
+    nodeId: "",
   };
 }
 
@@ -4544,6 +4777,9 @@ export const Operation: MessageFns<Operation> = {
     }
     if (message.traceId !== "") {
       writer.uint32(146).string(message.traceId);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(154).string(message.nodeId);
     }
     return writer;
   },
@@ -4705,6 +4941,14 @@ export const Operation: MessageFns<Operation> = {
             message.traceId = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4771,6 +5015,11 @@ export const Operation: MessageFns<Operation> = {
         : isSet(object.trace_id)
         ? globalThis.String(object.trace_id)
         : "",
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
     };
   },
 
@@ -4830,6 +5079,9 @@ export const Operation: MessageFns<Operation> = {
     if (message.traceId !== "") {
       obj.traceId = message.traceId;
     }
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
     return obj;
   },
 
@@ -4866,6 +5118,7 @@ export const Operation: MessageFns<Operation> = {
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.executor = object.executor ?? "";
     message.traceId = object.traceId ?? "";
+    message.nodeId = object.nodeId ?? "";
     return message;
   },
 };
@@ -6065,6 +6318,418 @@ export const ResumeResponse: MessageFns<ResumeResponse> = {
   },
   fromPartial(object: DeepPartial<ResumeResponse>): ResumeResponse {
     const message = createBaseResumeResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseOverrideRequest(): OverrideRequest {
+  return { chainId: "", nodeId: "", reason: "", idempotencyKey: "" };
+}
+
+export const OverrideRequest: MessageFns<OverrideRequest> = {
+  encode(message: OverrideRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(18).string(message.nodeId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(34).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OverrideRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOverrideRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OverrideRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: OverrideRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<OverrideRequest>): OverrideRequest {
+    return OverrideRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<OverrideRequest>): OverrideRequest {
+    const message = createBaseOverrideRequest();
+    message.chainId = object.chainId ?? "";
+    message.nodeId = object.nodeId ?? "";
+    message.reason = object.reason ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseOverrideResponse(): OverrideResponse {
+  return { operation: undefined, replayed: false };
+}
+
+export const OverrideResponse: MessageFns<OverrideResponse> = {
+  encode(message: OverrideResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OverrideResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOverrideResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OverrideResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: OverrideResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<OverrideResponse>): OverrideResponse {
+    return OverrideResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<OverrideResponse>): OverrideResponse {
+    const message = createBaseOverrideResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseClearOverrideRequest(): ClearOverrideRequest {
+  return { chainId: "", reason: "", idempotencyKey: "" };
+}
+
+export const ClearOverrideRequest: MessageFns<ClearOverrideRequest> = {
+  encode(message: ClearOverrideRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(26).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClearOverrideRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClearOverrideRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClearOverrideRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: ClearOverrideRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClearOverrideRequest>): ClearOverrideRequest {
+    return ClearOverrideRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClearOverrideRequest>): ClearOverrideRequest {
+    const message = createBaseClearOverrideRequest();
+    message.chainId = object.chainId ?? "";
+    message.reason = object.reason ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseClearOverrideResponse(): ClearOverrideResponse {
+  return { operation: undefined, replayed: false };
+}
+
+export const ClearOverrideResponse: MessageFns<ClearOverrideResponse> = {
+  encode(message: ClearOverrideResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClearOverrideResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClearOverrideResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClearOverrideResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: ClearOverrideResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClearOverrideResponse>): ClearOverrideResponse {
+    return ClearOverrideResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClearOverrideResponse>): ClearOverrideResponse {
+    const message = createBaseClearOverrideResponse();
     message.operation = (object.operation !== undefined && object.operation !== null)
       ? Operation.fromPartial(object.operation)
       : undefined;
@@ -7867,6 +8532,32 @@ export const BatonServiceService = {
     responseSerialize: (value: ResumeResponse): Buffer => Buffer.from(ResumeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ResumeResponse => ResumeResponse.decode(value),
   },
+  /**
+   * Break-glass (permission `override`): forces node_id active, skipping the eligibility checks
+   * (health, lag, version, zone, pause) but none of the fencing: a new term, the old active
+   * stopped, old leases waited out, the target started from the recorded head. While the
+   * override is in force the chain shows it (ChainStatus.override, events, metrics) and nothing
+   * fails away from the forced node automatically; ClearOverride ends it.
+   */
+  override: {
+    path: "/baton.v1.BatonService/Override" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: OverrideRequest): Buffer => Buffer.from(OverrideRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): OverrideRequest => OverrideRequest.decode(value),
+    responseSerialize: (value: OverrideResponse): Buffer => Buffer.from(OverrideResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): OverrideResponse => OverrideResponse.decode(value),
+  },
+  clearOverride: {
+    path: "/baton.v1.BatonService/ClearOverride" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClearOverrideRequest): Buffer => Buffer.from(ClearOverrideRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClearOverrideRequest => ClearOverrideRequest.decode(value),
+    responseSerialize: (value: ClearOverrideResponse): Buffer =>
+      Buffer.from(ClearOverrideResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClearOverrideResponse => ClearOverrideResponse.decode(value),
+  },
   /** The operation, once final or after wait_ms (0: at once). */
   getOperation: {
     path: "/baton.v1.BatonService/GetOperation" as const,
@@ -7969,6 +8660,15 @@ export interface BatonServiceServer extends UntypedServiceImplementation {
   /** Stops automatic failover of one chain (until `until`, or until resumed). */
   pause: handleUnaryCall<PauseRequest, PauseResponse>;
   resume: handleUnaryCall<ResumeRequest, ResumeResponse>;
+  /**
+   * Break-glass (permission `override`): forces node_id active, skipping the eligibility checks
+   * (health, lag, version, zone, pause) but none of the fencing: a new term, the old active
+   * stopped, old leases waited out, the target started from the recorded head. While the
+   * override is in force the chain shows it (ChainStatus.override, events, metrics) and nothing
+   * fails away from the forced node automatically; ClearOverride ends it.
+   */
+  override: handleUnaryCall<OverrideRequest, OverrideResponse>;
+  clearOverride: handleUnaryCall<ClearOverrideRequest, ClearOverrideResponse>;
   /** The operation, once final or after wait_ms (0: at once). */
   getOperation: handleUnaryCall<GetOperationRequest, GetOperationResponse>;
   /** Operations newest first, optionally of one chain. */
@@ -8183,6 +8883,43 @@ export interface BatonServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ResumeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Break-glass (permission `override`): forces node_id active, skipping the eligibility checks
+   * (health, lag, version, zone, pause) but none of the fencing: a new term, the old active
+   * stopped, old leases waited out, the target started from the recorded head. While the
+   * override is in force the chain shows it (ChainStatus.override, events, metrics) and nothing
+   * fails away from the forced node automatically; ClearOverride ends it.
+   */
+  override(
+    request: OverrideRequest,
+    callback: (error: ServiceError | null, response: OverrideResponse) => void,
+  ): ClientUnaryCall;
+  override(
+    request: OverrideRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: OverrideResponse) => void,
+  ): ClientUnaryCall;
+  override(
+    request: OverrideRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: OverrideResponse) => void,
+  ): ClientUnaryCall;
+  clearOverride(
+    request: ClearOverrideRequest,
+    callback: (error: ServiceError | null, response: ClearOverrideResponse) => void,
+  ): ClientUnaryCall;
+  clearOverride(
+    request: ClearOverrideRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClearOverrideResponse) => void,
+  ): ClientUnaryCall;
+  clearOverride(
+    request: ClearOverrideRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClearOverrideResponse) => void,
   ): ClientUnaryCall;
   /** The operation, once final or after wait_ms (0: at once). */
   getOperation(
