@@ -17,7 +17,9 @@ import { checkEtcdHistory, checkLogs, checkOperations, nodeRefusals, readEtcdHis
 
 const USAGE = `usage: npm run drill -- [options]
 
-  --chains C        chains of 3 simulated nodes (default 3; odd-numbered ones in commit mode)
+  --chains C        chains of 3 simulated nodes (default 3)
+  --modes M         fencing modes of the chains: mixed (default: every second chain in commit
+                    mode), lease or commit
   --minutes M       how long faults are injected (default 3; decimals allowed)
   --seed S          schedule seed (default: random, printed); the same seed replays the same schedule
   --replicas N      Baton replicas, 2 or 3 (default 2)
@@ -44,6 +46,7 @@ interface Options {
   holdMs: number | undefined;
   blockTimeMs: number;
   unsafe: string | undefined;
+  modes: 'mixed' | 'lease' | 'commit';
   printSchedule: boolean;
   dir: string;
 }
@@ -63,6 +66,7 @@ function parseOptions(argv: string[]): Options | undefined {
       hold: { type: 'string' },
       'block-time': { type: 'string', default: '200' },
       unsafe: { type: 'string' },
+      modes: { type: 'string', default: 'mixed' },
       'print-schedule': { type: 'boolean', default: false },
       dir: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -77,6 +81,8 @@ function parseOptions(argv: string[]): Options | undefined {
     return n;
   };
   const chains = num('chains', values.chains, 1, 50);
+  const modes = values.modes;
+  if (modes !== 'mixed' && modes !== 'lease' && modes !== 'commit') throw new Error(`--modes: must be mixed, lease or commit, got ${modes}`);
   const focus = values.focus === undefined ? undefined : num('focus', values.focus, 1, chains) - 1;
   const opts: Omit<Options, 'dir'> = {
     chains,
@@ -90,6 +96,7 @@ function parseOptions(argv: string[]): Options | undefined {
     holdMs: values.hold === undefined ? undefined : num('hold', values.hold, 0, 600_000),
     blockTimeMs: num('block-time', values['block-time'], 50, 5000),
     unsafe: values.unsafe,
+    modes,
     printSchedule: values['print-schedule'],
   };
   if (opts.printSchedule) return { ...opts, dir: '' };
@@ -99,7 +106,7 @@ function parseOptions(argv: string[]): Options | undefined {
 }
 
 function chainsOf(opts: Options): DrillChain[] {
-  return Array.from({ length: opts.chains }, (_, i) => ({ id: `drill-${i + 1}`, mode: i % 2 === 1 ? 'commit' : 'lease' }));
+  return Array.from({ length: opts.chains }, (_, i) => ({ id: `drill-${i + 1}`, mode: opts.modes === 'mixed' ? (i % 2 === 1 ? 'commit' : 'lease') : opts.modes }));
 }
 
 /** Faults that hit every chain at once (replicas, etcd). */
@@ -219,6 +226,7 @@ async function run(opts: Options): Promise<number> {
   const result = {
     seed: opts.seed,
     chains: opts.chains,
+    modes: opts.modes,
     minutes: opts.minutes,
     steps,
     faults: record.faults,
@@ -254,6 +262,7 @@ function replayArgs(o: Options): string {
   if (o.focus !== undefined) parts.push(`--focus ${o.focus + 1}`);
   if (o.holdMs !== undefined) parts.push(`--hold ${o.holdMs}`);
   if (o.unsafe) parts.push(`--unsafe ${o.unsafe}`);
+  if (o.modes !== 'mixed') parts.push(`--modes ${o.modes}`);
   parts.push(`--gap ${o.gapMs}`, `--block-time ${o.blockTimeMs}`);
   return parts.join(' ');
 }
