@@ -113,7 +113,7 @@ class Ctl {
         return this.finish(this.g.wait ? await this.waitFor(body, true) : body);
       }
       case 'events':
-        return this.events(c.follow, c.chain);
+        return this.events(c.follow, c.chain, c.after);
       case 'settings':
         return this.settings(c.autoFailover, c.maxConcurrent);
     }
@@ -214,11 +214,11 @@ class Ctl {
    * Prints events as they arrive: for --timeout, or with --follow until interrupted, reconnecting
    * from the last event id when the stream drops (exit 3 after EVENT_RECONNECTS failed tries).
    */
-  private async events(follow: boolean, chain: string | undefined): Promise<number> {
+  private async events(follow: boolean, chain: string | undefined, after: string | undefined): Promise<number> {
     const path = `/v1/events${chain ? `?chain=${chain}` : ''}`;
     const stop = new AbortController();
     const timer = follow ? undefined : setTimeout(() => stop.abort(), this.g.timeoutMs);
-    let lastId: string | undefined;
+    let lastId = after;
     let failures = 0;
     let connected = false;
     try {

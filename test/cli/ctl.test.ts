@@ -49,7 +49,8 @@ t.test('parse: defaults, globals anywhere, command options', async (t) => {
   t.same(ok(['clear-override', 'chain-a', '--reason', 'INC-1 over']).command, { name: 'clear-override', chain: 'chain-a' });
   t.same(ok(['settings', '--auto-failover', 'off', '--max-concurrent', '4']).command, { name: 'settings', autoFailover: false, maxConcurrent: 4 });
   t.same(ok(['settings']).command, { name: 'settings', autoFailover: undefined, maxConcurrent: undefined });
-  t.same(ok(['events', '--follow', '--chain', 'chain-b']).command, { name: 'events', follow: true, chain: 'chain-b' });
+  t.same(ok(['events', '--follow', '--chain', 'chain-b']).command, { name: 'events', follow: true, chain: 'chain-b', after: undefined });
+  t.same(ok(['events', '--after', '1234-0']).command, { name: 'events', follow: false, chain: undefined, after: '1234-0' });
   t.same(ok(['list', '--filter', 'degraded']).command, { name: 'list', filter: 'degraded' });
   t.same(ok(['operation', 'op-1700000000000-0a1b2c3d']).command, { name: 'operation', id: 'op-1700000000000-0a1b2c3d' });
   t.same(parseCtlArgs(['failover', '--help'], ENV, NOW), { kind: 'help' });
@@ -68,6 +69,7 @@ t.test('parse: usage errors name the problem', async (t) => {
     [['failover', 'chain-a', '--dry-run=yes'], /--dry-run takes no value/],
     [['list', '--to', 'n1'], /--to is an option of "failover", not of "list"/],
     [['list', '--bogus'], /unknown option --bogus/],
+    [['events', '--after', 'yesterday'], /--after "yesterday" is not valid/],
     [['list', '--json', '--json'], /--json given twice/],
     [['list', '--url', 'localhost:8080'], /--url must be an http\(s\) URL/],
     [['list', '--url', 'ftp://h/'], /--url must be an http\(s\) URL/],
@@ -388,8 +390,11 @@ t.test('CLI against a real stack', async (t) => {
   });
 
   t.test('pause and resume wait for success; a replayed key does not act twice', async (t) => {
-    const events = run('events', '--json', '--timeout', '6000');
-    await new Promise((r) => setTimeout(r, 500)); // let the stream start before the changes
+    // The stream is read afterwards, from an event id taken before the changes (the chain's term
+    // is an etcd revision): no race with the changes, however slow the machine.
+    const status = await run('status', 'chain-a', '--json');
+    const term = (JSON.parse(status.stdout) as { leader?: { term: string } }).leader?.term;
+    t.ok(term, 'the chain has a term');
     const p = await run('pause', 'chain-a', '--reason', 'ctl test', '--idempotency-key', `pause-${process.pid}`, '--json');
     t.equal(p.code, 0, p.stderr);
     const paused = JSON.parse(p.stdout) as { id: string; state: string };
@@ -407,7 +412,7 @@ t.test('CLI against a real stack', async (t) => {
     t.match(shown.stdout, /^resume chain-a: succeeded/, '`operation ID` waits for it');
     const after = JSON.parse((await run('list', '--json')).stdout) as { chains: { paused?: boolean; states?: string[] }[] };
     t.notOk(after.chains[0]!.paused ?? after.chains[0]!.states?.includes('paused'), 'no longer paused');
-    const ev = await events;
+    const ev = await run('events', '--json', '--timeout', '3000', '--after', `${term}-0`);
     t.equal(ev.code, 0, ev.stderr);
     const types = ev.stdout.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { type: string }).type);
     t.ok(types.includes('paused') && types.includes('resumed'), `events saw the pause and the resume (${[...new Set(types)].join(',')})`);

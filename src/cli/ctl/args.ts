@@ -21,8 +21,10 @@ commands:
   clear-override CHAIN --reason TEXT     end the chain's break-glass override
   operation ID                           show an operation (one started with --no-wait), once it is
                                          final or scheduled (--no-wait: at once)
-  events [--follow] [--chain CHAIN]      the event stream: what arrives within --timeout, or
-                                         everything until interrupted with --follow
+  events [--follow] [--chain CHAIN] [--after ID]
+                                         the event stream: what arrives within --timeout, or
+                                         everything until interrupted with --follow; --after
+                                         first replays what came after event ID
   settings [--auto-failover on|off] [--max-concurrent N]
                                          show, or change, the fleet-wide settings
 
@@ -74,7 +76,7 @@ export type CtlCommand =
   | { readonly name: 'override'; readonly chain: string; readonly node: string }
   | { readonly name: 'clear-override'; readonly chain: string }
   | { readonly name: 'operation'; readonly id: string }
-  | { readonly name: 'events'; readonly follow: boolean; readonly chain: string | undefined }
+  | { readonly name: 'events'; readonly follow: boolean; readonly chain: string | undefined; readonly after: string | undefined }
   | { readonly name: 'settings'; readonly autoFailover: boolean | undefined; readonly maxConcurrent: number | undefined };
 
 export type ParsedCtl =
@@ -101,6 +103,7 @@ export const DEFAULT_WAIT_TIMEOUT_MS = 120_000;
 const CHAIN_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const OPERATION_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const EVENT_ID = /^[0-9]{1,20}-[0-9]{1,6}$/;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 class UsageError extends Error {}
@@ -133,7 +136,7 @@ const COMMANDS: Record<CtlCommand['name'], { positionals: readonly string[]; fla
   override: { positionals: ['CHAIN', 'NODE'], flags: {} },
   'clear-override': { positionals: ['CHAIN'], flags: {} },
   operation: { positionals: ['ID'], flags: {} },
-  events: { positionals: [], flags: { '--follow': 'bool', '--chain': 'value' } },
+  events: { positionals: [], flags: { '--follow': 'bool', '--chain': 'value', '--after': 'value' } },
   settings: { positionals: [], flags: { '--auto-failover': 'value', '--max-concurrent': 'value' } },
 };
 
@@ -260,7 +263,12 @@ function parse(argv: readonly string[], env: CtlEnv, nowMs: number, newKey: () =
       command = { name, id: parseId('ID', positionals[0]!, OPERATION_ID, 'an operation id such as op-1700000000000-0a1b2c3d') };
       break;
     case 'events':
-      command = { name, follow: flags.has('--follow'), chain: str('--chain') === undefined ? undefined : parseId('--chain', str('--chain')!, CHAIN_ID, chainRule) };
+      command = {
+        name,
+        follow: flags.has('--follow'),
+        chain: str('--chain') === undefined ? undefined : parseId('--chain', str('--chain')!, CHAIN_ID, chainRule),
+        after: str('--after') === undefined ? undefined : parseId('--after', str('--after')!, EVENT_ID, 'an event id such as 1234-0 (an etcd revision, then an index)'),
+      };
       break;
     case 'settings':
       command = {
