@@ -33,6 +33,8 @@ export class LeaderDirectory implements LeaderLookup {
   private readonly specs = new Map<string, Held>();
   private readonly leaders = new Map<string, Held>();
   private readonly endpoints = new Map<string, Map<string, string>>();
+  /** nodeKey(node id, endpoint) → the chain whose spec names that node. */
+  private readonly chainByNode = new Map<string, string>();
   private loaded = false;
   private readonly watch: PrefixWatch;
 
@@ -62,6 +64,14 @@ export class LeaderDirectory implements LeaderLookup {
     if (leader?.value === undefined) return { nodeId: null, term: null, endpoint: null };
     const nodeId = (JSON.parse(leader.value) as { nodeId: string }).nodeId;
     return { nodeId, term: leader.revision, endpoint: this.endpoints.get(chainId)?.get(nodeId) ?? null };
+  }
+
+  /**
+   * The chain whose spec names this node (same id and endpoint), as far as this copy knows: a map
+   * look-up, for what runs on every node call (labelling metrics) and must not walk every chain.
+   */
+  chainOfNode(nodeId: string, endpoint: string): string | undefined {
+    return this.chainByNode.get(nodeKey(nodeId, endpoint));
   }
 
   /** Loads every spec and leader key (one read at one revision), keeping whatever is newer. */
@@ -106,16 +116,25 @@ export class LeaderDirectory implements LeaderLookup {
   }
 
   private indexEndpoints(chainId: string): void {
+    for (const [nodeId, endpoint] of this.endpoints.get(chainId) ?? []) {
+      const k = nodeKey(nodeId, endpoint);
+      if (this.chainByNode.get(k) === chainId) this.chainByNode.delete(k);
+    }
+    this.endpoints.delete(chainId);
     const value = this.specs.get(chainId)?.value;
-    if (value === undefined) {
-      this.endpoints.delete(chainId);
+    if (value === undefined) return;
+    let spec: ChainSpec;
+    try {
+      spec = JSON.parse(value) as ChainSpec;
+    } catch {
       return;
     }
-    try {
-      const spec = JSON.parse(value) as ChainSpec;
-      this.endpoints.set(chainId, new Map(spec.nodes.map((n) => [n.id, n.endpoint])));
-    } catch {
-      this.endpoints.delete(chainId);
-    }
+    const nodes = new Map(spec.nodes.map((n) => [n.id, n.endpoint]));
+    this.endpoints.set(chainId, nodes);
+    for (const [nodeId, endpoint] of nodes) this.chainByNode.set(nodeKey(nodeId, endpoint), chainId);
   }
+}
+
+function nodeKey(nodeId: string, endpoint: string): string {
+  return `${nodeId}\n${endpoint}`;
 }

@@ -48,3 +48,24 @@ t.test('follows leaders as etcd changes them', async (t) => {
   await waitFor('chain-a to go', () => (dir.leaderOf('chain-a') === undefined ? true : undefined), 5000, 10);
   t.pass('a deleted chain is no longer answered');
 });
+
+t.test('indexes nodes by id and endpoint, and follows spec edits and deletes', async (t) => {
+  const dir = new LeaderDirectory(client, keys, 2000);
+  await dir.start();
+  t.teardown(() => dir.close());
+  await store.putSpec(specOf('chain-idx'));
+  await waitFor('chain-idx to be indexed', () => dir.chainOfNode('n1', '127.0.0.1:9000') === 'chain-idx' || undefined, 5000, 10);
+  t.equal(dir.chainOfNode('n2', '127.0.0.1:9001'), 'chain-idx');
+  t.equal(dir.chainOfNode('n1', '127.0.0.1:9001'), undefined, 'a node is found by its id and its endpoint together');
+
+  // n2 moves to another endpoint: the old pair is no longer this chain's.
+  const moved = { ...specOf('chain-idx'), nodes: specOf('chain-idx').nodes.map((n) => (n.id === 'n2' ? { ...n, endpoint: '127.0.0.1:9100' } : n)) };
+  await store.putSpec(moved);
+  await waitFor('n2 to move', () => dir.chainOfNode('n2', '127.0.0.1:9100') === 'chain-idx' || undefined, 5000, 10);
+  t.equal(dir.chainOfNode('n2', '127.0.0.1:9001'), undefined, 'the old endpoint is forgotten');
+  t.equal(dir.chainOfNode('n1', '127.0.0.1:9000'), 'chain-idx', 'the unchanged node stays');
+
+  await store.deleteChain('chain-idx');
+  await waitFor('chain-idx to go', () => (dir.chainOfNode('n1', '127.0.0.1:9000') === undefined ? true : undefined), 5000, 10);
+  t.pass('a deleted chain names no node');
+});
