@@ -104,6 +104,7 @@ export async function serve(config: Config): Promise<Service> {
       config, client, keys, store, ops, nodes, clock: systemClock, scheduler: systemScheduler, log,
       tracer: tracing.tracer,
       metrics,
+      chainFeed: leaders,
     });
     runtime = rt;
     metrics.bind({
