@@ -120,7 +120,7 @@ export class ScaleFleet {
       pending = still;
       if (still.length === 0) break;
       this.opts.say(`  ${this.opts.chains - still.length}/${this.opts.chains} chains steady (${Math.round((Date.now() - t0) / 1000)} s)`);
-      await new Promise((r) => setTimeout(r, Math.max(0, 2000 - (Date.now() - started))));
+      await new Promise((r) => setTimeout(r, Math.max(0, 5000 - (Date.now() - started))));
     }
     return { ms: Date.now() - t0, steady: this.opts.chains - pending.length };
   }

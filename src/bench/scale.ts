@@ -104,6 +104,7 @@ interface KillResult {
   readonly killed: string;
   readonly next: string;
   readonly ms: number;
+  readonly timedOut: boolean;
 }
 
 /**
@@ -137,8 +138,10 @@ async function killActive(fleet: ScaleFleet, chain: string): Promise<KillResult>
     },
     KILL_WAIT_MS,
     25,
-  );
-  return { chain, killed: before.leader, next: first.node, ms: first.t - killAt };
+  ).catch(() => undefined);
+  // No new term within the wait: counted at the wait, a lower bound of that failover's time.
+  if (!first) return { chain, killed: before.leader, next: 'none', ms: KILL_WAIT_MS, timedOut: true };
+  return { chain, killed: before.leader, next: first.node, ms: first.t - killAt, timedOut: false };
 }
 
 async function scrapeAll(fleet: ScaleFleet): Promise<{ baton: PromSample[][]; etcd: PromSample[] }> {
@@ -178,6 +181,7 @@ async function run(opts: Options): Promise<number> {
 
   const kills: KillResult[] = [];
   let registerMs: number, steady: { ms: number; steady: number }, windowS: number, skipped = 0, unplanned: number;
+  let killError: string | undefined;
   let cpu: { replicas: ReturnType<ProcWatch['finish']>; sims: ReturnType<ProcWatch['finish']>; etcd: ReturnType<ProcWatch['finish']> };
   let probeRate: number, etcdOps: number, etcdByMethod: [string, number][];
   try {
@@ -202,12 +206,20 @@ async function run(opts: Options): Promise<number> {
       await sleep(opts.windowS * 1000);
       const taken = new Set<string>();
       for (let k = 0; k < opts.kills; k++) {
-        const v = await nextVictim(fleet, Math.floor((k * opts.chains) / opts.kills), taken, policy.antiFlapMs);
-        taken.add(v.chain);
-        skipped += v.skipped;
-        const r = await killActive(fleet, v.chain);
-        kills.push(r);
-        say(`  kill ${k + 1}/${opts.kills} ${v.chain}${v.skipped > 0 ? ` (${v.skipped} chains skipped: not steady or in anti-flap)` : ''}: ${r.killed} -> ${r.next}, first block of the new term after ${r.ms} ms`);
+        // A fleet that cannot keep its chains steady is a result: the kills stop, the figures of
+        // the window are still reported, with what stopped them.
+        try {
+          const v = await nextVictim(fleet, Math.floor((k * opts.chains) / opts.kills), taken, policy.antiFlapMs);
+          taken.add(v.chain);
+          skipped += v.skipped;
+          const r = await killActive(fleet, v.chain);
+          kills.push(r);
+          say(`  kill ${k + 1}/${opts.kills} ${v.chain}${v.skipped > 0 ? ` (${v.skipped} chains skipped: not steady or in anti-flap)` : ''}: ${r.killed} -> ${r.next}, first block of the new term after ${r.ms} ms`);
+        } catch (err) {
+          killError = err instanceof Error ? err.message : String(err);
+          say(`  kill ${k + 1}/${opts.kills} failed, no more kills: ${killError}`);
+          break;
+        }
       }
     } finally {
       clearInterval(sampler);
@@ -259,15 +271,17 @@ async function run(opts: Options): Promise<number> {
     probe_rate_target_per_s: Math.round(probeTarget),
     etcd_ops_per_s: Math.round(etcdOps),
     kills: kills.length,
+    kills_timed_out: kills.filter((k) => k.timedOut).length,
     kill_candidates_skipped: skipped,
     unplanned_failovers: unplanned,
     failover_p50_ms: ms.length > 0 ? percentile(ms, 50) : null,
     failover_p99_ms: ms.length > 0 ? percentile(ms, 99) : null,
     failover_max_ms: ms.length > 0 ? Math.max(...ms) : null,
     violations: report.violations.length,
+    ...(killError ? { kills_stopped_by: killError } : {}),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
-  return report.violations.length > 0 ? 1 : 0;
+  return report.violations.length > 0 || killError ? 1 : 0;
 }
 
 function sleep(ms: number): Promise<void> {
