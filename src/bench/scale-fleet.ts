@@ -107,7 +107,7 @@ export class ScaleFleet {
    * Polls until every chain is steady or `timeoutMs` passed; returns how long it took and how
    * many chains were steady at the end (a fleet that never settles is a figure, not a crash).
    */
-  async waitAllSteady(timeoutMs: number): Promise<{ ms: number; steady: number }> {
+  async waitAllSteady(timeoutMs: number): Promise<{ ms: number; steady: number; steadyIds: string[] }> {
     const t0 = Date.now();
     let pending = this.chainIds();
     while (pending.length > 0 && Date.now() - t0 < timeoutMs) {
@@ -122,7 +122,8 @@ export class ScaleFleet {
       this.opts.say(`  ${this.opts.chains - still.length}/${this.opts.chains} chains steady (${Math.round((Date.now() - t0) / 1000)} s)`);
       await new Promise((r) => setTimeout(r, Math.max(0, 5000 - (Date.now() - started))));
     }
-    return { ms: Date.now() - t0, steady: this.opts.chains - pending.length };
+    const notSteady = new Set(pending);
+    return { ms: Date.now() - t0, steady: this.opts.chains - pending.length, steadyIds: this.chainIds().filter((c) => !notSteady.has(c)) };
   }
 
   /** The node goes silent at once and closes its port (the `crash` fault); the wall ms just before. */

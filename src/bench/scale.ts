@@ -115,10 +115,18 @@ interface KillResult {
  * The next chain to kill the active of, from `from` on: steady now, not killed before, and not
  * within anti-flap of its last leader change (Baton would rightly refuse to fail it over).
  */
-async function nextVictim(fleet: ScaleFleet, from: number, taken: Set<string>, antiFlapMs: number): Promise<{ chain: string; skipped: number }> {
-  const ids = fleet.chainIds();
+async function nextVictim(fleet: ScaleFleet, from: number, taken: Set<string>, antiFlapMs: number, steadyIds: readonly string[]): Promise<{ chain: string; skipped: number }> {
+  // The chains found steady at the end of the settling come first (each is checked again), so a
+  // fleet of mostly unsettled chains is not scanned one GET at a time for every kill.
+  const all = fleet.chainIds();
+  const first = new Set(steadyIds);
+  const rotate = (xs: string[]): string[] => {
+    const at = xs.findIndex((c) => all.indexOf(c) >= from);
+    return at <= 0 ? xs : [...xs.slice(at), ...xs.slice(0, at)];
+  };
+  const ids = [...rotate(all.filter((c) => first.has(c))), ...rotate(all.filter((c) => !first.has(c)))];
   for (let i = 0; i < ids.length; i++) {
-    const chain = ids[(from + i) % ids.length]!;
+    const chain = ids[i]!;
     if (taken.has(chain)) continue;
     const s = await fleet.steady(chain).catch(() => undefined);
     if (s && (s.lastChangeAtMs === null || Date.now() - s.lastChangeAtMs > antiFlapMs + 1000)) return { chain, skipped: i };
@@ -184,7 +192,7 @@ async function run(opts: Options): Promise<number> {
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
 
   const kills: KillResult[] = [];
-  let registerMs: number, steady: { ms: number; steady: number }, windowS: number, skipped = 0, unplanned: number;
+  let registerMs: number, steady: { ms: number; steady: number; steadyIds: string[] }, windowS: number, skipped = 0, unplanned: number;
   let killError: string | undefined;
   let cpu: { replicas: ReturnType<ProcWatch['finish']>; sims: ReturnType<ProcWatch['finish']>; etcd: ReturnType<ProcWatch['finish']> };
   let probeRate: number, etcdOps: number, etcdByMethod: [string, number][];
@@ -213,7 +221,7 @@ async function run(opts: Options): Promise<number> {
         // A fleet that cannot keep its chains steady is a result: the kills stop, the figures of
         // the window are still reported, with what stopped them.
         try {
-          const v = await nextVictim(fleet, Math.floor((k * opts.chains) / opts.kills), taken, policy.antiFlapMs);
+          const v = await nextVictim(fleet, Math.floor((k * opts.chains) / opts.kills), taken, policy.antiFlapMs, steady.steadyIds);
           taken.add(v.chain);
           skipped += v.skipped;
           const r = await killActive(fleet, v.chain);
