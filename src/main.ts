@@ -35,7 +35,6 @@ import { PromMetrics } from './adapters/telemetry/metrics.js';
 import { traceOperations } from './adapters/telemetry/operations.js';
 import { startTracing } from './adapters/telemetry/tracing.js';
 import { startOpsServer, type OpsServer } from './adapters/http/ops.js';
-import type { NodeSpec } from './core/chain.js';
 import { ReplicaRuntime } from './service.js';
 
 export const OPENAPI_PATH = fileURLToPath(new URL('../openapi.yaml', import.meta.url));
@@ -74,7 +73,11 @@ export async function serve(config: Config): Promise<Service> {
   // New operations carry the trace of the request that made them; operations are counted.
   const ops = traceOperations(new EtcdOperationStore(client, keys), tracing.tracer, metrics);
   const grpcNodes = new GrpcNodeControl(noDeadlines ? UNSAFE_NO_DEADLINE_MS : config.node.rpcDeadlineMs, `baton/${config.replicaId}`, security.nodeCredentials);
-  const nodes = instrumentNodeControl(grpcNodes, metrics, (node) => runtime && chainOfNode(runtime, node));
+  // Leader lookups (what leader-aware proxies poll) are answered from a watch, not an etcd read.
+  const leaders = new LeaderDirectory(client, keys, config.etcd.callDeadlineMs, log.child({ component: 'leader-directory' }));
+  // Every node call is labelled with its chain: a look-up in the directory's index, not a walk
+  // over every supervised chain (that walk, on every probe, grew with the square of the fleet).
+  const nodes = instrumentNodeControl(grpcNodes, metrics, (node) => leaders.chainOfNode(node.id, node.endpoint));
   const principalLimits = new PrincipalLimits(config.limits);
   const audit = new EtcdAuditLog(client, keys, systemClock, config.audit);
   // Every replica sweeps: deleting records out of retention is idempotent (see audit-log.ts).
@@ -87,8 +90,6 @@ export async function serve(config: Config): Promise<Service> {
   auditSweep.unref();
   const limits: SpecLimits = { minLeaseTtlMs: minNodeLeaseTtlMs(config), nodeDeadlineMs: config.node.rpcDeadlineMs };
 
-  // Leader lookups (what leader-aware proxies poll) are answered from a watch, not an etcd read.
-  const leaders = new LeaderDirectory(client, keys, config.etcd.callDeadlineMs, log.child({ component: 'leader-directory' }));
   let runtime: ReplicaRuntime | undefined;
   let app: FastifyInstance | undefined;
   let grpc: GrpcApiServer | undefined;
@@ -103,6 +104,7 @@ export async function serve(config: Config): Promise<Service> {
       config, client, keys, store, ops, nodes, clock: systemClock, scheduler: systemScheduler, log,
       tracer: tracing.tracer,
       metrics,
+      chainFeed: leaders,
     });
     runtime = rt;
     metrics.bind({
@@ -230,14 +232,6 @@ function securityOf(config: Config, log: Logger): Security {
 }
 
 /** The chain a node belongs to, among the chains this replica supervises (for metric labels). */
-function chainOfNode(runtime: ReplicaRuntime, node: NodeSpec): string | undefined {
-  for (const chainId of runtime.supervisedChains()) {
-    const spec = runtime.statusOf(chainId)?.state?.spec;
-    if (spec?.nodes.some((n) => n.id === node.id && n.endpoint === node.endpoint)) return chainId;
-  }
-  return undefined;
-}
-
 /** Chains declared in a file at startup, applied like PUT /v1/chains/{id}. */
 async function declareChains(file: string, store: ChainStore, limits: SpecLimits, log: Logger): Promise<void> {
   let raw: unknown;

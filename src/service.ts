@@ -29,6 +29,20 @@ export interface RuntimeDeps {
   readonly tracer?: Tracer;
   /** Failover durations, leader changes, decisions, lease renewal latency (default: none). */
   readonly metrics?: Metrics & { keepaliveAcked?(latencyMs: number): void };
+  /** Absent: the runtime watches chains/ itself and lists chains from the store. */
+  readonly chainFeed?: ChainFeed;
+}
+
+/**
+ * One watch-fed copy of the chain keys (the leader directory) that the runtime shares instead of
+ * holding a watch of its own: its changes wake the coordinator and the supervisors, and the
+ * coordinator lists the chains from it rather than reading every chain's keys on each reconcile.
+ */
+export interface ChainFeed {
+  /** Every change under chains/ once the copy applied it, and every resync (re-created watch). */
+  subscribe(listener: { onKey(key: string): void; onResync(): void }): () => void;
+  /** undefined while the copy is not loaded: the store is read instead. */
+  chainSpecs(): ChainSpec[] | undefined;
 }
 
 const REJOIN_BACKOFF_MS = [250, 500, 1000, 2000];
@@ -41,6 +55,7 @@ export class ReplicaRuntime {
   private closed = false;
   private joining: Promise<void> | undefined;
   private chainWatch: PrefixWatch | undefined;
+  private unsubscribeFeed: (() => void) | undefined;
   private fleetWatch: PrefixWatch | undefined;
 
   constructor(private readonly deps: RuntimeDeps) {}
@@ -62,15 +77,20 @@ export class ReplicaRuntime {
   }
 
   async start(): Promise<void> {
-    this.chainWatch = new PrefixWatch(
-      this.deps.client,
-      this.deps.keys.chains(),
-      (_type, kv) => this.onChainKey(kv.key.toString()),
-      () => this.coordinator?.trigger(),
-      this.deps.config.etcd.callDeadlineMs,
-      this.deps.log,
-    );
-    await this.chainWatch.start();
+    const feed = this.deps.chainFeed;
+    if (feed) {
+      this.unsubscribeFeed = feed.subscribe({ onKey: (key) => this.onChainKey(key), onResync: () => this.coordinator?.trigger() });
+    } else {
+      this.chainWatch = new PrefixWatch(
+        this.deps.client,
+        this.deps.keys.chains(),
+        (_type, kv) => this.onChainKey(kv.key.toString()),
+        () => this.coordinator?.trigger(),
+        this.deps.config.etcd.callDeadlineMs,
+        this.deps.log,
+      );
+      await this.chainWatch.start();
+    }
     // The fleet-wide switches take effect as soon as they are written.
     this.fleetWatch = new PrefixWatch(
       this.deps.client,
@@ -88,6 +108,7 @@ export class ReplicaRuntime {
     this.closed = true;
     await this.joining?.catch(() => undefined);
     await this.leave();
+    this.unsubscribeFeed?.();
     await this.chainWatch?.close();
     await this.fleetWatch?.close();
   }
@@ -160,9 +181,10 @@ export class ReplicaRuntime {
       liveReplicas: () => session.liveReplicas(),
       holders: () => session.holders(),
     };
+    const feed = this.deps.chainFeed;
     const coordinator = new ReplicaCoordinator({
       supervision,
-      store: this.deps.store,
+      store: feed ? { listSpecs: async () => feed.chainSpecs() ?? this.deps.store.listSpecs() } : this.deps.store,
       proof: session,
       clock: this.deps.clock,
       scheduler: this.deps.scheduler,

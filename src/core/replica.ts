@@ -17,7 +17,8 @@ export interface SupervisorHandle {
 
 export interface CoordinatorDeps {
   readonly supervision: Supervision;
-  readonly store: ChainStore;
+  /** Which chains exist (the runtime answers from a watch-fed copy when it has one). */
+  readonly store: Pick<ChainStore, 'listSpecs'>;
   readonly proof: ReplicaProof;
   readonly clock: Clock;
   readonly scheduler: Scheduler;

@@ -27,6 +27,8 @@ export interface StartBatonOptions {
   security?: DevSecurity;
   /** Added to the process environment (e.g. OTEL_EXPORTER_OTLP_ENDPOINT). */
   env?: Record<string, string>;
+  /** Node.js flags before the script (e.g. --cpu-prof, which NODE_OPTIONS does not take). */
+  nodeArgs?: readonly string[];
 }
 
 export interface DevSecurity {
@@ -75,7 +77,7 @@ export async function startBaton(opts: StartBatonOptions): Promise<BatonProcess>
   let grpcAddress: string | undefined;
   const proc = await ManagedProcess.start({
     command: process.execPath,
-    args: [BATON_BIN, 'serve', '--config', configFile],
+    args: [...(opts.nodeArgs ?? []), BATON_BIN, 'serve', '--config', configFile],
     logFile: outputFile,
     ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
     onLine: (line) => {

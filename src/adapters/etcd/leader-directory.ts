@@ -1,8 +1,11 @@
 // Who leads which chain, kept in memory from a watch, so `GET /v1/chains/{id}/leader` (what
-// leader-aware proxies poll) costs no etcd read. Every key is applied only when its revision is
-// newer than what is held for it, so the initial load and the watch can race freely, and a resync
-// (the watch was re-created, changes may have been missed) is one more load. Until the first load
-// has finished the directory answers nothing and callers read etcd.
+// leader-aware proxies poll) costs no etcd read. The same watch feeds the replica runtime (every
+// chain key change, after it is applied here) and its list of chain specs, so a replica holds one
+// watch on chains/ and never reads every chain's keys to learn which chains exist. Every key is
+// applied only when its revision is newer than what is held for it, so the initial load and the
+// watch can race freely, and a resync (the watch was re-created, changes may have been missed) is
+// one more load. Until the first load has finished the directory answers nothing and callers read
+// etcd.
 import type { IKeyValue } from 'etcd3';
 import type { ChainSpec } from '../../core/chain.js';
 import type { Term } from '../../core/term.js';
@@ -22,6 +25,11 @@ export interface LeaderLookup {
   leaderOf(chainId: string): LeaderEntry | undefined;
 }
 
+export interface ChainKeyListener {
+  onKey(key: string): void;
+  onResync(): void;
+}
+
 interface Held {
   /** Revision of the last put or delete applied. */
   revision: bigint;
@@ -33,6 +41,11 @@ export class LeaderDirectory implements LeaderLookup {
   private readonly specs = new Map<string, Held>();
   private readonly leaders = new Map<string, Held>();
   private readonly endpoints = new Map<string, Map<string, string>>();
+  /** The parsed spec of every chain whose spec key holds valid JSON. */
+  private readonly parsedSpecs = new Map<string, ChainSpec>();
+  private readonly listeners = new Set<ChainKeyListener>();
+  /** nodeKey(node id, endpoint) → the chain whose spec names that node. */
+  private readonly chainByNode = new Map<string, string>();
   private loaded = false;
   private readonly watch: PrefixWatch;
 
@@ -42,7 +55,7 @@ export class LeaderDirectory implements LeaderLookup {
     timeoutMs: number,
     private readonly log?: Logger,
   ) {
-    this.watch = new PrefixWatch(client, keys.chains(), (type, kv) => this.apply(type, kv), () => void this.load(), timeoutMs, log);
+    this.watch = new PrefixWatch(client, keys.chains(), (type, kv) => this.onWatch(type, kv), () => void this.resync(), timeoutMs, log);
   }
 
   async start(): Promise<void> {
@@ -62,6 +75,28 @@ export class LeaderDirectory implements LeaderLookup {
     if (leader?.value === undefined) return { nodeId: null, term: null, endpoint: null };
     const nodeId = (JSON.parse(leader.value) as { nodeId: string }).nodeId;
     return { nodeId, term: leader.revision, endpoint: this.endpoints.get(chainId)?.get(nodeId) ?? null };
+  }
+
+  /**
+   * Every chain's spec, as of the last change applied; undefined until the first load (and after
+   * a failed one), when callers read etcd. A listener told of a spec change sees it here already.
+   */
+  chainSpecs(): ChainSpec[] | undefined {
+    return this.loaded ? [...this.parsedSpecs.values()] : undefined;
+  }
+
+  /** Tells `listener` of every change under chains/ once it is applied here, and of every resync. */
+  subscribe(listener: ChainKeyListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * The chain whose spec names this node (same id and endpoint), as far as this copy knows: a map
+   * look-up, for what runs on every node call (labelling metrics) and must not walk every chain.
+   */
+  chainOfNode(nodeId: string, endpoint: string): string | undefined {
+    return this.chainByNode.get(nodeKey(nodeId, endpoint));
   }
 
   /** Loads every spec and leader key (one read at one revision), keeping whatever is newer. */
@@ -88,6 +123,18 @@ export class LeaderDirectory implements LeaderLookup {
     }
   }
 
+  private onWatch(type: 'put' | 'delete', kv: IKeyValue): void {
+    this.apply(type, kv);
+    const key = kv.key.toString();
+    for (const l of this.listeners) l.onKey(key);
+  }
+
+  /** The watch was re-created (changes may have been missed): load again, then tell listeners. */
+  private async resync(): Promise<void> {
+    await this.load();
+    for (const l of this.listeners) l.onResync();
+  }
+
   private apply(type: 'put' | 'delete', kv: IKeyValue): void {
     const parsed = this.keys.parseChainKey(kv.key.toString());
     if (!parsed || (parsed.kind !== 'spec' && parsed.kind !== 'leader')) return;
@@ -106,16 +153,27 @@ export class LeaderDirectory implements LeaderLookup {
   }
 
   private indexEndpoints(chainId: string): void {
+    for (const [nodeId, endpoint] of this.endpoints.get(chainId) ?? []) {
+      const k = nodeKey(nodeId, endpoint);
+      if (this.chainByNode.get(k) === chainId) this.chainByNode.delete(k);
+    }
+    this.endpoints.delete(chainId);
+    this.parsedSpecs.delete(chainId);
     const value = this.specs.get(chainId)?.value;
-    if (value === undefined) {
-      this.endpoints.delete(chainId);
+    if (value === undefined) return;
+    let spec: ChainSpec;
+    try {
+      spec = JSON.parse(value) as ChainSpec;
+    } catch {
       return;
     }
-    try {
-      const spec = JSON.parse(value) as ChainSpec;
-      this.endpoints.set(chainId, new Map(spec.nodes.map((n) => [n.id, n.endpoint])));
-    } catch {
-      this.endpoints.delete(chainId);
-    }
+    this.parsedSpecs.set(chainId, spec);
+    const nodes = new Map(spec.nodes.map((n) => [n.id, n.endpoint]));
+    this.endpoints.set(chainId, nodes);
+    for (const [nodeId, endpoint] of nodes) this.chainByNode.set(nodeKey(nodeId, endpoint), chainId);
   }
+}
+
+function nodeKey(nodeId: string, endpoint: string): string {
+  return `${nodeId}\n${endpoint}`;
 }

@@ -185,9 +185,12 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
     const sentAt = this.opts.clock.monoMs();
     this.lastSentAt = sentAt;
     this.counters.sent++;
-    // keepaliveOnce opens a short stream per call (on a randomly chosen member). Its deadline is one
-    // interval: meanwhile the retry tick has sent another, and a late ack could hardly extend the proof.
-    this.lease.keepaliveOnce({ deadline: Date.now() + this.opts.keepaliveIntervalMs }).then(
+    // keepaliveOnce opens a short stream per call (on a randomly chosen member). Its deadline is the
+    // longest its ack can still extend the proof (sent + TTL − margin): a busy replica or etcd
+    // acknowledges late, and an ack 900 ms after its send still proves the lease 1.6 s further. Cut
+    // at one interval, such acks were thrown away and a loaded replica self-fenced over and over
+    // while its lease was alive. Meanwhile the retry tick keeps sending newer ones.
+    this.lease.keepaliveOnce({ deadline: Date.now() + this.ttlMs - this.opts.marginMs }).then(
       (res) => this.acked(sentAt, toRevision(res.TTL)),
       (err: unknown) => {
         if (err instanceof EtcdLeaseInvalidError) this.lose('lease-invalid');

@@ -48,3 +48,52 @@ t.test('follows leaders as etcd changes them', async (t) => {
   await waitFor('chain-a to go', () => (dir.leaderOf('chain-a') === undefined ? true : undefined), 5000, 10);
   t.pass('a deleted chain is no longer answered');
 });
+
+t.test('indexes nodes by id and endpoint, and follows spec edits and deletes', async (t) => {
+  const dir = new LeaderDirectory(client, keys, 2000);
+  await dir.start();
+  t.teardown(() => dir.close());
+  await store.putSpec(specOf('chain-idx'));
+  await waitFor('chain-idx to be indexed', () => dir.chainOfNode('n1', '127.0.0.1:9000') === 'chain-idx' || undefined, 5000, 10);
+  t.equal(dir.chainOfNode('n2', '127.0.0.1:9001'), 'chain-idx');
+  t.equal(dir.chainOfNode('n1', '127.0.0.1:9001'), undefined, 'a node is found by its id and its endpoint together');
+
+  // n2 moves to another endpoint: the old pair is no longer this chain's.
+  const moved = { ...specOf('chain-idx'), nodes: specOf('chain-idx').nodes.map((n) => (n.id === 'n2' ? { ...n, endpoint: '127.0.0.1:9100' } : n)) };
+  await store.putSpec(moved);
+  await waitFor('n2 to move', () => dir.chainOfNode('n2', '127.0.0.1:9100') === 'chain-idx' || undefined, 5000, 10);
+  t.equal(dir.chainOfNode('n2', '127.0.0.1:9001'), undefined, 'the old endpoint is forgotten');
+  t.equal(dir.chainOfNode('n1', '127.0.0.1:9000'), 'chain-idx', 'the unchanged node stays');
+
+  await store.deleteChain('chain-idx');
+  await waitFor('chain-idx to go', () => (dir.chainOfNode('n1', '127.0.0.1:9000') === undefined ? true : undefined), 5000, 10);
+  t.pass('a deleted chain names no node');
+});
+
+t.test('lists specs from the watch and tells subscribers only after applying a change', async (t) => {
+  const dir = new LeaderDirectory(client, keys, 2000);
+  t.equal(dir.chainSpecs(), undefined, 'no list before the first load: callers read etcd');
+  await store.putSpec(specOf('chain-feed-1'));
+  await dir.start();
+  t.teardown(() => dir.close());
+  t.ok(dir.chainSpecs()?.some((s) => s.id === 'chain-feed-1'), 'the first load lists what etcd holds');
+
+  // What a subscriber sees when it is told: the spec list already includes the change.
+  const seen: { key: string; listed: boolean }[] = [];
+  const unsubscribe = dir.subscribe({
+    onKey: (key) => seen.push({ key, listed: dir.chainSpecs()?.some((s) => s.id === 'chain-feed-2') ?? false }),
+    onResync: () => undefined,
+  });
+  await store.putSpec(specOf('chain-feed-2'));
+  await waitFor('the put of chain-feed-2 to be told', () => seen.find((e) => e.key === keys.spec('chain-feed-2')), 5000, 10);
+  t.same(seen.find((e) => e.key === keys.spec('chain-feed-2')), { key: keys.spec('chain-feed-2'), listed: true }, 'listed by the time the subscriber hears of it');
+  t.same(dir.chainSpecs()?.find((s) => s.id === 'chain-feed-2'), specOf('chain-feed-2'), 'the spec as stored');
+
+  await store.deleteChain('chain-feed-2');
+  await waitFor('chain-feed-2 to leave the list', () => (dir.chainSpecs()?.some((s) => s.id === 'chain-feed-2') ? undefined : true), 5000, 10);
+  unsubscribe();
+  const told = seen.length;
+  await store.putSpec(specOf('chain-feed-3'));
+  await waitFor('chain-feed-3 to be listed', () => dir.chainSpecs()?.some((s) => s.id === 'chain-feed-3') || undefined, 5000, 10);
+  t.equal(seen.length, told, 'an unsubscribed listener hears nothing more');
+});

@@ -204,3 +204,25 @@ t.test('etcd frozen: the proof runs out on time, long before etcd3 notices, and 
   t.ok((await store.writeLeader(fenceB, term1, ...leader('n2', 'replica-b'))) > term1, 'the new supervisor can');
   t.comment(libLostAt === undefined ? 'etcd3 never reported its lease lost during the test' : `etcd3 reported its lease lost ${(libLostAt - pausedAt).toFixed(0)} ms after the freeze`);
 });
+
+t.test('a keepalive acknowledged later than one interval still extends the proof', async (t) => {
+  const slow = await EtcdCluster.start({ members: 1 });
+  t.teardown(() => slow.stop());
+  const { start } = await setup(t, slow);
+  const intervalMs = 500;
+  const a = await start('replica-a', { ttlSeconds: TTL_MS / 1000, marginMs: MARGIN_MS, keepaliveIntervalMs: intervalMs });
+  await new Promise((r) => setTimeout(r, 1200)); // a few prompt keepalive rounds
+
+  // etcd stops answering for longer than one interval, well within the proof (TTL − margin).
+  const pausedAt = performance.now();
+  slow.pause(0);
+  await new Promise((r) => setTimeout(r, 1000));
+  slow.resume(0);
+  // Only a keepalive sent during the pause proves the lease past pausedAt + TTL − margin.
+  await waitFor('an ack of a keepalive sent during the pause', () => (a.provenUntilMs() >= pausedAt + TTL_MS - MARGIN_MS ? true : undefined), 3000, 20);
+
+  t.equal(a.state, 'live', 'the session lived through the pause');
+  t.ok(a.proven(), 'and is proven');
+  const late = a.stats().maxAckLatencyMs ?? 0;
+  t.ok(late > intervalMs, 'a keepalive sent during the pause was acknowledged after more than one interval, and used', { late, intervalMs });
+});
