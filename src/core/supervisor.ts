@@ -505,7 +505,15 @@ export class ChainSupervisor {
   private async startLeader(nodeId: string, term: Term): Promise<void> {
     const ttlMs = this.spec.policy.leaseTtlMs;
     const mode = this.leaderMode();
-    if (mode === 'commit' && !(await this.settleHeadForCommit(nodeId, term))) return;
+    if (mode === 'commit') {
+      // The term's own node commits blocks without this supervisor reading them: a restart under
+      // the same term must carry the head as committed now, or the node cannot adopt a block it
+      // committed but never published (its lease ran out on the way) and its next commit is refused.
+      this.storeDirty = true;
+      await this.refreshState();
+      if (this.state?.leader?.nodeId !== nodeId || this.state.leader.term !== term) return;
+      if (!(await this.settleHeadForCommit(nodeId, term))) return;
+    }
     const sentAt = this.grantSent(nodeId, mode);
     try {
       // In commit mode the head was read after the term was written, when no older term could
