@@ -131,9 +131,11 @@ export class SimNode {
       if (this.lease?.term === term && this.clock.valid(this.lease)) {
         throw new BatonError('ALREADY_ACTIVE', `already active under term ${term}`);
       }
-      // Commit mode: the recorded head is exact. A committed block that never left its producer
-      // (it stopped or died between commit and gossip) is one past this node's head: adopt it.
-      if (req.unsafe && mode === 'commit') this.adoptCommitted(req.unsafe);
+      // A committed block that never left its producer (it stopped or died between commit and
+      // gossip) is one past this node's head: adopt it. In lease mode too: a chain switched from
+      // commit to lease mode continues from that head, and no node holds it (the simulated world,
+      // src/simworld, found the stall).
+      if (req.unsafe) this.adoptCommitted(req.unsafe);
       if (req.unsafe) requireHeadAtLeast(this.chain, Number(req.unsafe.l2Number), req.unsafe.l2Hash);
       this.activate(term, ttlMs, undefined, mode);
       return {

@@ -1,7 +1,7 @@
 // Commit mode at the simulated node, against a scripted CommitUnsafeHead server in this test: each
 // block is committed before any peer sees it, a commit Baton does not answer is retried with the
 // same block, the first STALE_TERM stops production, and a start whose committed head is one past
-// the node's own head adopts that block.
+// the node's own head adopts that block (in a lease-mode start too: a chain switched back to lease).
 import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import t from 'tap';
 import { waitFor } from '../../src/devstack/process.js';
@@ -108,4 +108,19 @@ t.test('commit mode: a start from a committed head one past the node adopts that
   // A committed head that does not sit on the node's head is not adopted: the start is refused.
   const far = { ...unsafe, l2Number: 9n, l2Hash: Buffer.alloc(32, 9) };
   await t.rejects(d1.control.startSequencer({ leaseToken: leaseToken(8), leaseTtlMs: 60_000, fencingMode: COMMIT, fromUnsafeHead: true, unsafe: far, chainId: 'chain-d', nodeId: 'd1' }), /head/);
+});
+
+t.test('lease mode after commit mode: a start from a committed head one past the node adopts it too', async (t) => {
+  // The chain was switched from commit to lease mode while its active had committed block 1 and
+  // dropped it before gossiping it: no node holds the recorded head, so without adopting it every
+  // lease-mode start is refused HEAD_BEHIND and the chain stalls for good.
+  const sim = await startSimFor(t, { logDir: t.testdir(), nodes: [{ chain: 'chain-e', node: 'e1', blockTimeMs: BLOCK_MS }] });
+  const e1 = sim.node('chain-e', 'e1');
+  const genesis = Buffer.from((await e1.sim.inspect()).headHash);
+  const timeMs = 1_700_000_000_000;
+  const hash = blockHash(genesis, 1, 3n, 'e0', timeMs);
+  const unsafe = { l2Number: 1n, l2Hash: hash, l2ParentHash: genesis, l1Origin: 'l1:0', timestamp: BigInt(timeMs / 1000), term: 3n, nodeId: 'e0' };
+  await e1.control.startSequencer({ leaseToken: leaseToken(9), leaseTtlMs: 60_000, fencingMode: FencingMode.FENCING_MODE_LEASE, fromUnsafeHead: true, unsafe, chainId: 'chain-e', nodeId: 'e1' });
+  t.match(await waitForEntry(e1, 'adopt'), { number: 1, term: '3', from: 'e0' }, 'the committed block is adopted');
+  t.match(await waitForEntry(e1, 'block'), { number: 2, term: '9', parent: hash.toString('hex') }, 'and the lease-mode term continues on it');
 });
