@@ -2,7 +2,7 @@
 // nodes' real leases and blocks, and every txn etcd applies. It knows what happened, not what
 // Baton believed, so a bug anywhere in the control plane shows up here. Commit mode's own checks
 // live in commit-checks.ts.
-import type { ITxnRequest } from 'etcd3';
+import type { IRequestOp } from 'etcd3';
 import type { EtcdKeys } from '../adapters/etcd/keys.js';
 import type { MemoryEtcd } from '../adapters/memory/memory-etcd.js';
 import type { FencingMode } from '../core/chain.js';
@@ -114,9 +114,9 @@ export class WorldChecker {
     }
   }
 
-  /** Invariants 2, 3 and 5 on every txn etcd applies (a batch of head commits: on each inner txn). */
-  committed(rev: bigint, req: ITxnRequest, writer: Writer | undefined): void {
-    for (const o of req.success ?? []) {
+  /** Invariants 2, 3 and 5 on every txn etcd applies: `ran`, the ops it ran (a batch's nested ones too). */
+  committed(rev: bigint, ran: readonly IRequestOp[], writer: Writer | undefined): void {
+    for (const o of ran) {
       const put = o.request_put;
       if (!put?.key) continue;
       const parsed = this.keys.parseChainKey(put.key.toString());

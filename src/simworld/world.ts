@@ -99,7 +99,7 @@ class World {
     this.etcdProc = new Proc('etcd', this.loop);
     this.fleet = { autoFailover: true, maxConcurrentFailovers: opts.chains ?? 3 };
     this.checker = new WorldChecker(this.etcd, this.keys, this.blocks, () => this.loop.now(), (l) => this.trace(l));
-    this.etcd.onCommit = (rev, req) => this.checker.committed(rev, req, this.applying);
+    this.etcd.onCommit = (rev, _req, ran) => this.checker.committed(rev, ran, this.applying);
   }
 
   private trace(line: string): void {
