@@ -1,5 +1,7 @@
 // Commit mode's own invariants, judged from omniscient state like the rest of the world checker
 // (checker.ts), after src/sim/checker.ts's STALE_PUBLISH:
+// - a commit-mode block is published only once etcd holds it as the committed head (DESIGN: the
+//   active commits every block before it gossips it);
 // - a node that made a block under term t never publishes it once a commit-mode term T > t has
 //   begun (an active became active under it): a deposed commit-mode node cannot commit any more,
 //   and an old lease-mode node has been waited out before the new active started;
@@ -9,13 +11,15 @@
 // it extends the recorded head by exactly one block (one lineage).
 import type { Block, SimSequencer } from './sequencer.js';
 
-export type CommitViolation = { kind: 'STALE_PUBLISH' | 'UNFENCED' | 'HEAD_BACK'; message: string };
+export type CommitViolation = { kind: 'STALE_PUBLISH' | 'UNCOMMITTED_PUBLISH' | 'UNFENCED' | 'HEAD_BACK'; message: string };
 
 interface ChainCommits {
   /** Commit-mode activations (term, head at activation), in term order. */
   readonly starts: { term: bigint; head: number; nodeId: string }[];
   /** Published commit-mode blocks, by number. */
   readonly blocks: Map<number, Block[]>;
+  /** Hashes etcd accepted as head commits. */
+  readonly committed: Set<string>;
   maxBlock: number;
 }
 
@@ -25,7 +29,7 @@ export class CommitChecks {
 
   private chain(chainId: string): ChainCommits {
     let c = this.chains.get(chainId);
-    if (!c) this.chains.set(chainId, (c = { starts: [], blocks: new Map(), maxBlock: 0 }));
+    if (!c) this.chains.set(chainId, (c = { starts: [], blocks: new Map(), committed: new Set(), maxBlock: 0 }));
     return c;
   }
 
@@ -55,6 +59,9 @@ export class CommitChecks {
       });
     }
     if (block.mode !== 'commit') return out;
+    if (!c.committed.has(block.hash)) {
+      out.push({ kind: 'UNCOMMITTED_PUBLISH', message: `${node.nodeId} published block ${block.number} of commit-mode term ${block.term} before it was committed` });
+    }
     const at = c.blocks.get(block.number);
     if (!at) c.blocks.set(block.number, [block]);
     else if (!at.includes(block)) at.push(block);
@@ -68,11 +75,13 @@ export class CommitChecks {
 
   /** A head commit etcd applied, against the leader key and the head recorded before it. */
   committed(
+    chainId: string,
     head: { number: number; hash: string; parentHash: string; term: string; nodeId: string },
     leader: { term: bigint; nodeId: string } | undefined,
     prev: { number: number; hash: string } | undefined,
   ): CommitViolation[] {
     this.commits++;
+    this.chain(chainId).committed.add(head.hash);
     const out: CommitViolation[] = [];
     if (!leader || BigInt(head.term) !== leader.term || head.nodeId !== leader.nodeId) {
       out.push({

@@ -1,5 +1,5 @@
 // What a simulated world is asked to do (world.ts runWorld) and what it reports.
-import type { Violation } from './checker.js';
+import type { Violation, ViolationKind } from './checker.js';
 
 /**
  * Deliberately broken variants, for tests that prove the simulator catches real bugs. Each is
@@ -68,6 +68,8 @@ export interface WorldOptions {
   fencing?: Fencing;
   /** Mixed fencing: mean virtual ms between two fencing-mode switches of some chain (default 30 s). */
   modeSwitchEveryMs?: number;
+  /** Violation kinds not recorded (tests only: to see a check behind a more direct one at work). */
+  ignoreViolations?: readonly ViolationKind[];
   /** Stop at the first violation (default true). */
   stopOnViolation?: boolean;
   /** Lines of trace kept (the tail that led to a violation). */

@@ -100,6 +100,7 @@ class World {
     this.fleet = { autoFailover: true, maxConcurrentFailovers: opts.chains ?? 3 };
     this.checker = new WorldChecker(this.etcd, this.keys, this.blocks, () => this.loop.now(), (l) => this.trace(l));
     this.etcd.onCommit = (rev, _req, ran) => this.checker.committed(rev, ran, this.applying);
+    this.checker.ignored = new Set(opts.ignoreViolations ?? []);
   }
 
   private trace(line: string): void {
