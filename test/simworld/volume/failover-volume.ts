@@ -1,4 +1,4 @@
-// The CI failover-volume run, split over 16 test files (tap runs two at a time, each file has
+// The CI failover-volume run, split over 24 test files (tap runs two at a time, each file has
 // its own timeout): seeds from `firstSeed` on, storm profile, until `target` simulated failovers.
 // Worlds mix lease-mode and commit-mode chains and switch modes as they run, so the failovers are of
 // both kinds. Every world must end without a violation and with every chain producing after the
