@@ -2,9 +2,11 @@
 // (checker.ts), after src/sim/checker.ts's STALE_PUBLISH:
 // - a commit-mode block is published only once etcd holds it as the committed head (DESIGN: the
 //   active commits every block before it gossips it);
-// - a node that made a block under term t never publishes it once a commit-mode term T > t has
-//   begun (an active became active under it): a deposed commit-mode node cannot commit any more,
-//   and an old lease-mode node has been waited out before the new active started;
+// - a node that made a lease-mode block under term t never publishes it once a commit-mode term
+//   T > t has begun (an active became active under it): the old lease-mode active has been waited
+//   out before the new one started. (An old commit-mode block may still be published late: its
+//   commit landed before T was written, so it lies at or below the head T began at. The rule below
+//   judges it by height.);
 // - a commit-mode term begins at head h with every committed block: no published commit-mode block
 //   of an older term lies above h (a committed block lost, or one published without its commit).
 // Plus, on every head commit etcd applies: it is under the chain's current term by its leader, and
@@ -52,7 +54,7 @@ export class CommitChecks {
     const c = this.chain(node.chainId);
     const out: CommitViolation[] = [];
     const latest = c.starts[c.starts.length - 1];
-    if (latest && block.term < latest.term) {
+    if (latest && block.mode === 'lease' && block.term < latest.term) {
       out.push({
         kind: 'STALE_PUBLISH',
         message: `${node.nodeId} published block ${block.number} of term ${block.term} after ${latest.nodeId} became active under the commit-mode term ${latest.term}`,

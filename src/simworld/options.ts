@@ -65,6 +65,7 @@ export interface WorldOptions {
    * reaches a node that never learned the newer term, which then obeys the stale term.
    */
   freezeBeforeStart?: boolean;
+  /** How chains are fenced (default mixed). */
   fencing?: Fencing;
   /** Mixed fencing: mean virtual ms between two fencing-mode switches of some chain (default 30 s). */
   modeSwitchEveryMs?: number;
