@@ -6,13 +6,18 @@ import type { ITxnRequest, ITxnResponse } from 'etcd3';
 import type { EtcdClient, EtcdLease, EtcdWatchBuilder } from '../adapters/etcd/client.js';
 import type { EtcdKeys } from '../adapters/etcd/keys.js';
 import type { MemoryEtcd } from '../adapters/memory/memory-etcd.js';
+import type { Writer } from './checker.js';
 import type { Proc } from './loop.js';
 import type { Network } from './network.js';
 
 export interface LinkOptions {
   callTimeoutMs: number;
+  /** The link of the replica's commit service (head commits from nodes), not of its supervision. */
+  commits?: boolean;
   /** BROKEN VARIANT (tests only): txns that write a leader key lose their supervisor-key compares. */
   dropSupervisorCompare?: boolean;
+  /** BROKEN VARIANT (tests only): head commits lose their leader-term compare (batched ones too). */
+  dropCommitTermCompare?: boolean;
   /**
    * Fault hook: asked before a txn that writes a leader key is sent; a number pauses the replica
    * for that long right there (a process freeze between deciding and writing).
@@ -31,12 +36,13 @@ export class EtcdLink implements EtcdClient {
     private readonly keys: EtcdKeys,
     private readonly opts: LinkOptions,
     /** Tells the world who applies the txn being applied (to judge fencing). */
-    private readonly applying: (replicaId: string | undefined) => void,
+    private readonly applying: (writer: Writer | undefined) => void,
   ) {}
 
   txn(req: ITxnRequest): Promise<ITxnResponse> {
     const leaderWrite = this.writesLeader(req);
-    const sent = this.opts.dropSupervisorCompare && leaderWrite ? this.withoutSupervisorCompare(req) : req;
+    let sent = this.opts.dropSupervisorCompare && leaderWrite ? this.withoutSupervisorCompare(req) : req;
+    if (this.opts.dropCommitTermCompare) sent = this.withoutTermCompare(sent);
     const send = () => this.net.call(this.proc, this.etcdProc, this.opts.callTimeoutMs, () => this.apply(() => this.etcd.txnNow(sent)), deadline, false);
     const pause = leaderWrite ? this.opts.pauseBeforeLeaderWrite?.() : undefined;
     if (pause === undefined) return send();
@@ -66,7 +72,7 @@ export class EtcdLink implements EtcdClient {
   }
 
   private apply<T>(fn: () => T): T {
-    this.applying(this.proc.name);
+    this.applying({ replicaId: this.proc.name, commits: this.opts.commits ?? false });
     try {
       return fn();
     } finally {
@@ -79,6 +85,17 @@ export class EtcdLink implements EtcdClient {
       const key = o.request_put?.key?.toString();
       return key !== undefined && this.keys.parseChainKey(key)?.kind === 'leader';
     });
+  }
+
+  /** Strips the compares on leader keys from every txn (nested ones too) that puts a head key. */
+  private withoutTermCompare(req: ITxnRequest): ITxnRequest {
+    const success = (req.success ?? []).map((o) => (o.request_txn ? { ...o, request_txn: this.withoutTermCompare(o.request_txn) } : o));
+    const putsHead = success.some((o) => {
+      const key = o.request_put?.key?.toString();
+      return key !== undefined && this.keys.parseChainKey(key)?.kind === 'head';
+    });
+    const compare = putsHead ? (req.compare ?? []).filter((c) => this.keys.parseChainKey(c.key?.toString() ?? '')?.kind !== 'leader') : req.compare;
+    return { ...req, compare, success };
   }
 
   private withoutSupervisorCompare(req: ITxnRequest): ITxnRequest {

@@ -68,6 +68,14 @@ export class Network {
    * reaches it (or wakes up with it) after the deadline.
    */
   call<T>(from: Proc, to: Proc, deadlineMs: number, handle: () => T, timeout: () => Error, enforceDeadline: boolean): Promise<T> {
+    return this.callAsync(from, to, deadlineMs, handle, timeout, enforceDeadline);
+  }
+
+  /**
+   * As `call`, for a receiver that answers later (a Baton replica serving a head commit through its
+   * own etcd link): the reply leaves the receiver once `handle` settles.
+   */
+  callAsync<T>(from: Proc, to: Proc, deadlineMs: number, handle: () => T | Promise<T>, timeout: () => Error, enforceDeadline: boolean): Promise<T> {
     const deadline = this.loop.now() + deadlineMs;
     return new Promise<T>((resolve, reject) => {
       let settled = false;
@@ -80,16 +88,23 @@ export class Network {
       const cancelTimeout = this.loop.at(deadlineMs, () => from.deliver(() => settle(() => reject(timeout()))));
       this.send(from, to, () => {
         if (enforceDeadline && this.loop.now() > deadline) return;
-        let result: { ok: true; value: T } | { ok: false; err: unknown };
+        const reply = (result: { ok: true; value: T } | { ok: false; err: unknown }) =>
+          this.send(to, from, () => {
+            if (this.loop.now() > deadline) return;
+            settle(() => (result.ok ? resolve(result.value) : reject(result.err)));
+          });
+        let value: T | Promise<T>;
         try {
-          result = { ok: true, value: handle() };
+          value = handle();
         } catch (err) {
-          result = { ok: false, err };
+          return reply({ ok: false, err });
         }
-        this.send(to, from, () => {
-          if (this.loop.now() > deadline) return;
-          settle(() => (result.ok ? resolve(result.value) : reject(result.err)));
-        });
+        if (!(value instanceof Promise)) return reply({ ok: true, value });
+        // An answer the receiver works out later leaves when it is ready, if the receiver still runs.
+        value.then(
+          (v) => to.deliver(() => reply({ ok: true, value: v })),
+          (err: unknown) => to.deliver(() => reply({ ok: false, err })),
+        );
       });
     });
   }

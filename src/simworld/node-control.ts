@@ -58,8 +58,8 @@ export class SimNodeControl implements NodeControl {
     return { ticket: Buffer.from(p.ticket), term, headNumber: p.number, headHash: p.hash };
   }
 
-  completeHandoff(node: NodeSpec, ticket: HandoffTicket, term: Term, ttlMs: number, _mode?: FencingMode, options?: NodeCallOptions): Promise<void> {
+  completeHandoff(node: NodeSpec, ticket: HandoffTicket, term: Term, ttlMs: number, mode: FencingMode, options?: NodeCallOptions): Promise<void> {
     const t = { ticket: Buffer.from(ticket.ticket).toString(), term: ticket.term, number: ticket.headNumber, hash: ticket.headHash };
-    return this.call(node, 'CompleteHandoff', (n) => n.completeHandoff(t, term, ttlMs), options);
+    return this.call(node, 'CompleteHandoff', (n) => n.completeHandoff(t, term, ttlMs, mode), options);
   }
 }

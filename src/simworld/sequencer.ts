@@ -4,7 +4,13 @@
 // it lapses; a standby follows its peers (adopting a divergent branch only when that branch's tip
 // has a higher term than its own) and takes gossip that extends its head; handoff is prepare (stop at h,
 // ticket bound to term and h) then complete (only at exactly h, only under a newer term).
-// Every command it accepts and every block it makes is reported to the world's recorder.
+// Commit mode (src/sim/producer.ts and node.ts): a block is committed to Baton before it leaves the
+// node; a refused commit (STALE_TERM, NOT_LEADER, HEAD_MISMATCH) ends production, one Baton did not
+// answer is retried (the same block, the next replica) while the lease allows; a start adopts the
+// committed head when it is the one block this node never received; no handoff ticket while a
+// commit is on its way. Every command it accepts and every block it makes or publishes is reported
+// to the world's recorder.
+import type { FencingMode } from '../core/chain.js';
 import { BatonError } from '../core/errors.js';
 import type { NodeReport } from '../core/observation.js';
 import type { StartGrant } from '../core/ports.js';
@@ -19,12 +25,24 @@ export interface Block {
   readonly term: bigint;
   readonly nodeId: string;
   readonly atMs: number;
+  /** The fencing mode of the lease it was made under (commit: committed before it was published). */
+  readonly mode: FencingMode;
 }
+
+/** What Baton answered a commit (src/sim/committer.ts): go on, stop producing, or try again. */
+export type CommitOutcome = { kind: 'committed' } | { kind: 'fenced'; code: string } | { kind: 'retry' };
 
 export interface NodeRecorder {
   accepted(node: SimSequencer, rpc: string, term: bigint): void;
-  activated(node: SimSequencer, term: bigint): void;
-  produced(node: SimSequencer, block: Block): void;
+  activated(node: SimSequencer, term: bigint, mode: FencingMode): void;
+  /** A block was made (commit mode: not yet published). */
+  made(block: Block): void;
+  /** A block became available to peers: made here and published, or adopted from the committed head. */
+  published(node: SimSequencer, block: Block, how: 'produced' | 'adopted'): void;
+  /** Commit mode: Baton refused a commit (the node stops producing). */
+  refused(node: SimSequencer, block: Block, code: string): void;
+  /** The block with this hash, if any node ever made it (a node verifies an adopted head so). */
+  known(hash: string): Block | undefined;
   newHash(): string;
 }
 
@@ -33,13 +51,22 @@ export interface SequencerOptions {
   followIntervalMs: number;
   /** BROKEN VARIANT (tests only): obey commands with a term lower than the highest seen. */
   acceptLowerTerms?: boolean;
+  /** Commit mode: commits a block to Baton over the network (settles by its deadline, never rejects). */
+  commit?: (block: Block, deadlineMs: number) => Promise<CommitOutcome>;
+  /** BROKEN VARIANT (tests only): commit mode publishes a block first and commits it afterwards. */
+  publishBeforeCommit?: boolean;
 }
 
-interface Lease {
+export interface Lease {
   term: bigint;
   expiresAt: number;
   ticket: string | undefined;
+  mode: FencingMode;
 }
+
+/** How long one commit may take, and the pause before the same block is tried again (producer.ts). */
+export const COMMIT_DEADLINE_MS = 250;
+const COMMIT_RETRY_MS = 25;
 
 const FOLLOW_BACK = 16;
 const FOLLOW_MAX = 256;
@@ -53,6 +80,8 @@ export class SimSequencer {
   private prepared: { term: bigint; ticket: string; number: number; hash: string } | undefined;
   private peerIndex = 0;
   private producing = false;
+  /** Commit mode: the block on its way to Baton (its outcome not known yet). */
+  private committing: Block | undefined;
   peers: SimSequencer[] = [];
 
   constructor(
@@ -85,6 +114,7 @@ export class SimSequencer {
     this.proc.epoch++;
     this.lease = undefined;
     this.producing = false;
+    this.committing = undefined;
   }
 
   /** Restarts with its blocks and highest term (kept on disk), inactive. */
@@ -123,13 +153,18 @@ export class SimSequencer {
     const term = grant.term;
     this.refuseStale(term);
     const head = grant.head;
+    // A committed block that never left its producer (it stopped or died between commit and
+    // publish) is one past this node's head: adopt it (src/sim/node.ts adoptCommitted). In either
+    // mode: a chain switched from commit to lease mode starts its lease term from that head too,
+    // and no node holds it (the simulator found that stall).
+    if (head) this.adoptCommitted(head);
     if (head) {
       const have = this.blocks[head.number];
       if (!have) throw new BatonError('HEAD_BEHIND', `head behind: have ${this.head.number} need ${head.number}`);
       if (head.hash !== '' && have.hash !== head.hash) throw new BatonError('HEAD_MISMATCH', `head mismatch at ${head.number}`);
     }
     if (this.lease?.term === term && this.leaseValid()) throw new BatonError('ALREADY_ACTIVE', `already active under term ${term}`);
-    this.activate(term, grant.ttlMs, undefined, 'start');
+    this.activate(term, grant.ttlMs, undefined, 'start', grant.mode);
   }
 
   renew(term: bigint, ttlMs: number): void {
@@ -151,6 +186,9 @@ export class SimSequencer {
     this.refuseStale(term);
     if (this.prepared?.term === term) return this.prepared;
     this.requireActive(term);
+    // Commit mode: a block whose commit has not answered may be committed already; a ticket for the
+    // head below it would hand the target a head behind the committed one.
+    if (this.committing) throw new BatonError('UNAVAILABLE', 'a block is being committed; ask again once it is done');
     this.raise(term);
     this.recorder.accepted(this, 'prepare', term);
     this.deactivate();
@@ -159,7 +197,7 @@ export class SimSequencer {
     return this.prepared;
   }
 
-  completeHandoff(ticket: { ticket: string; term: bigint; number: number; hash: string }, term: bigint, ttlMs: number): void {
+  completeHandoff(ticket: { ticket: string; term: bigint; number: number; hash: string }, term: bigint, ttlMs: number, mode: FencingMode): void {
     if (!ticket.ticket.startsWith(`${this.chainId}/`)) throw new BatonError('BAD_TICKET', 'bad ticket: another chain');
     if (term <= ticket.term) throw new BatonError('STALE_TERM', `stale term ${term}: must be greater than the ticket's term ${ticket.term}`);
     this.refuseStale(term);
@@ -171,17 +209,17 @@ export class SimSequencer {
     if (!have || have.hash !== ticket.hash || this.head.number !== ticket.number) {
       throw new BatonError(have ? 'HEAD_MISMATCH' : 'HEAD_BEHIND', `head is not exactly ${ticket.number}`);
     }
-    this.activate(term, ttlMs, ticket.ticket, 'complete');
+    this.activate(term, ttlMs, ticket.ticket, 'complete', mode);
   }
 
   // ---- production ----
 
-  private activate(term: bigint, ttlMs: number, ticket: string | undefined, rpc: string): void {
+  private activate(term: bigint, ttlMs: number, ticket: string | undefined, rpc: string, mode: FencingMode): void {
     this.raise(term);
     this.prepared = undefined;
-    this.lease = { term, expiresAt: this.loop.now() + ttlMs, ticket };
+    this.lease = { term, expiresAt: this.loop.now() + ttlMs, ticket, mode };
     this.recorder.accepted(this, rpc, term);
-    this.recorder.activated(this, term);
+    this.recorder.activated(this, term, mode);
     if (!this.producing) {
       this.producing = true;
       this.proc.scheduler().after(this.opts.blockTimeMs, () => this.produce());
@@ -194,26 +232,89 @@ export class SimSequencer {
 
   private produce(): void {
     this.producing = false;
-    if (!this.lease) return;
+    const lease = this.lease;
+    if (!lease) return;
     if (!this.leaseValid()) {
       this.lease = undefined; // lapsed: stop by itself
       return;
     }
+    // Commit mode: only a block whose commit can be answered before the lease ends (producer.ts).
+    if (lease.mode === 'commit' && !this.leaseValid(this.loop.now() + COMMIT_DEADLINE_MS)) return this.nextSlot();
     const head = this.head;
     const block: Block = {
       chainId: this.chainId,
       number: head.number + 1,
       hash: this.recorder.newHash(),
       parent: head.hash,
-      term: this.lease.term,
+      term: lease.term,
       nodeId: this.nodeId,
       atMs: this.loop.now(),
+      mode: lease.mode,
     };
-    this.blocks.push(block);
-    this.recorder.produced(this, block);
-    for (const p of this.peers) this.net.send(this.proc, p.proc, () => p.gossip(block));
+    this.recorder.made(block);
+    if (lease.mode === 'commit') {
+      if (this.opts.publishBeforeCommit) this.publish(block);
+      this.producing = true; // the slot is taken until the commit is answered
+      this.committing = block;
+      void this.commitThenPublish(lease, block, this.proc.epoch);
+      return;
+    }
+    this.publish(block);
+    this.nextSlot();
+  }
+
+  private nextSlot(): void {
     this.producing = true;
     this.proc.scheduler().after(this.opts.blockTimeMs, () => this.produce());
+  }
+
+  private publish(block: Block): void {
+    this.blocks.push(block);
+    this.recorder.published(this, block, 'produced');
+    for (const p of this.peers) this.net.send(this.proc, p.proc, () => p.gossip(block));
+  }
+
+  /**
+   * Nothing leaves the node before Baton committed it. Stopped meanwhile (a stop, a handoff, a new
+   * start, the lease ran out): the block is dropped; if its commit succeeded anyway, the committed
+   * head is exact and the next active adopts it.
+   */
+  private async commitThenPublish(lease: Lease, block: Block, epoch: number): Promise<void> {
+    const commit = this.opts.commit;
+    const current = () => this.proc.epoch === epoch && this.committing === block;
+    const stillOurs = () => current() && this.lease === lease && this.leaseValid();
+    for (;;) {
+      const outcome: CommitOutcome = commit ? await commit(block, COMMIT_DEADLINE_MS) : { kind: 'retry' };
+      if (!current()) return; // crashed meanwhile: its timers and answers are gone
+      if (!stillOurs()) return this.endCommit();
+      if (outcome.kind === 'committed') break;
+      if (outcome.kind === 'fenced') {
+        this.recorder.refused(this, block, outcome.code);
+        this.lease = undefined; // the term is over (or the block is wrong): stop producing
+        return this.endCommit();
+      }
+      await new Promise<void>((resolve) => this.proc.scheduler().after(COMMIT_RETRY_MS, resolve));
+      if (!current()) return;
+      // The lease ends before another try could be answered: keep the block back.
+      if (!stillOurs() || !this.leaseValid(this.loop.now() + COMMIT_DEADLINE_MS)) return this.endCommit();
+    }
+    this.committing = undefined;
+    if (!this.opts.publishBeforeCommit) this.publish(block);
+    this.nextSlot();
+  }
+
+  private endCommit(): void {
+    this.committing = undefined;
+    this.nextSlot();
+  }
+
+  /** Appends the committed head when it is exactly the next block of this node's chain. */
+  private adoptCommitted(head: NonNullable<StartGrant['head']>): void {
+    if (head.number !== this.head.number + 1 || head.parentHash !== this.head.hash) return;
+    const block = this.recorder.known(head.hash);
+    if (!block || block.number !== head.number || block.parent !== this.head.hash) return;
+    this.blocks.push(block);
+    this.recorder.published(this, block, 'adopted');
   }
 
   private gossip(b: Block): void {

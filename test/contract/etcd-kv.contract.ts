@@ -75,6 +75,26 @@ export function etcdKvContract(t: Test, make: () => Promise<KvHarness>): void {
     t.equal(rangeKvs((await client.kv.txn({ success: [op.get(k('y'))] })).responses[0]).length, 0, 'the success branch did not');
   });
 
+  withKv('nested txns (a batch of commits): one revision for all, compares judged before any write', async (t, { client }, k) => {
+    await client.kv.txn({ success: [op.put(k('taken'), 'x')] });
+    const res = await client.kv.txn({
+      success: [
+        { request_txn: { compare: [compare.absent(k('a'))], success: [op.put(k('a'), '1')], failure: [op.get(k('a'))] } },
+        // Judged on the state before the outer txn: the put of `a` above does not make it fail.
+        { request_txn: { compare: [compare.absent(k('a'))], success: [op.put(k('b'), '2')], failure: [op.get(k('b'))] } },
+        { request_txn: { compare: [compare.absent(k('taken'))], success: [op.put(k('c'), '3')], failure: [op.get(k('taken'))] } },
+      ],
+    });
+    const inner = res.responses.map((r) => r.response_txn);
+    t.same(inner.map((r) => r.succeeded), [true, true, false], 'each nested txn has its own outcome');
+    t.equal(firstKv(inner[2]!.responses[0])?.value.toString(), 'x', 'a failed one ran its failure branch');
+    const read = await client.kv.txn({ success: [op.get(k('a')), op.get(k('b')), op.get(k('c'))] });
+    const [a, b, c] = read.responses.map((r) => firstKv(r));
+    t.equal(a?.mod_revision, res.header.revision, 'the first write is at the txn revision');
+    t.equal(b?.mod_revision, res.header.revision, 'and so is the second: one revision for the whole batch');
+    t.equal(c, undefined, 'the failed one wrote nothing');
+  });
+
   withKv('ranges: prefix, limit, keys only, descending, at an older revision', async (t, { client }, k) => {
     await client.kv.txn({ success: ['c', 'a', 'b'].map((n) => op.put(k(`p/${n}`), n)) });
     const first = rev(await client.kv.txn({ success: [op.put(k('q'), 'outside')] }));

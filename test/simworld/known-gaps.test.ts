@@ -6,13 +6,14 @@
 // T'), waiting out every lease B knows of. A wakes and sends start(n3, T): n3's highest term is still
 // below T, so it obeyed, and n2 and n3 both held unexpired leases. Now every grant's deadline ends
 // with its sender's proof, and a node drops a request past its deadline. Seed 32 showed it:
-//   npm run sim -- --seed 32 --steps 100000 --fault-every-ms 300 --leader-bias 0.8 --freeze-before-start
+//   npm run sim -- --seed 32 --steps 100000 --fault-every-ms 300 --leader-bias 0.8 --freeze-before-start --fencing lease
 import t from 'tap';
 import { runWorld } from '../../src/simworld/world.js';
 
 Error.stackTraceLimit = 0;
 
-const GAP = { seed: 32, steps: 100_000, faultEveryMs: 300, leaderBias: 0.8, freezeBeforeStart: true };
+// A lease-mode gap: the world keeps every chain in lease mode (as when it was found).
+const GAP = { seed: 32, steps: 100_000, faultEveryMs: 300, leaderBias: 0.8, freezeBeforeStart: true, fencing: 'lease' } as const;
 
 t.test('a start frozen past its sender\'s lease is dropped: no second producer', async (t) => {
   const fixed = await runWorld(GAP);

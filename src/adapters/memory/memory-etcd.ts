@@ -74,6 +74,13 @@ const MEMBER_ID = '10276657743932975437';
 /** etcd's error messages, as etcd3 maps them (EtcdLeaseInvalidError) or passes them on. */
 export class MemoryEtcdError extends Error {}
 
+/** Which branch of a txn (and of each nested txn of that branch) runs. */
+interface TxnPath {
+  readonly succeeded: boolean;
+  /** Per op of the taken branch: the path of a nested txn, else undefined. */
+  readonly nested: (TxnPath | undefined)[];
+}
+
 export class MemoryEtcd implements EtcdClient {
   private revision = 1; // etcd starts at revision 1 with an empty store
   private compacted = 0;
@@ -87,8 +94,11 @@ export class MemoryEtcd implements EtcdClient {
   private readonly nowMs: () => number;
   private readonly after: (ms: number, fn: () => void) => void;
   private readonly retain: number | undefined;
-  /** Test and simulation hook: every applied write txn, with its revision and the request. */
-  onCommit: ((rev: bigint, req: ITxnRequest) => void) | undefined;
+  /**
+   * Test and simulation hook: every applied write txn, with its revision, the request, and the ops
+   * that ran (the taken branch of it and of every nested txn, flattened; nested txns not included).
+   */
+  onCommit: ((rev: bigint, req: ITxnRequest, ran: readonly IRequestOp[]) => void) | undefined;
 
   readonly kv = { txn: (req: ITxnRequest): Promise<ITxnResponse> => this.call(() => this.txnNow(req)) };
 
@@ -129,10 +139,12 @@ export class MemoryEtcd implements EtcdClient {
   /** Applies one txn now and returns etcd's response. Throws MemoryEtcdError like etcd would. */
   txnNow(req: ITxnRequest): ITxnResponse {
     this.expireLeases();
-    const succeeded = (req.compare ?? []).every((c) => this.compare(c));
-    const ops = (succeeded ? req.success : req.failure) ?? [];
+    // Like etcd (compareToPath): every compare, nested txns' too, is judged on the state before
+    // the txn; then the taken branches apply, all at one revision.
+    const path = this.txnPath(req);
+    const ran = this.opsOnPath(req, path);
     // Validate first: etcd refuses the whole txn before applying anything.
-    for (const o of ops) {
+    for (const o of ran) {
       const lease = o.request_put?.lease;
       if (lease !== undefined && BigInt(lease) !== 0n && !this.leases.has(BigInt(lease))) {
         throw new EtcdLeaseInvalidError(String(lease));
@@ -140,9 +152,28 @@ export class MemoryEtcd implements EtcdClient {
     }
     const writeRev = this.revision + 1;
     const changes: Change[] = [];
-    const responses = ops.map((o) => this.applyOp(o, writeRev, changes));
-    if (changes.length > 0) this.commit(writeRev, changes, req);
-    return { header: this.header(), succeeded, responses };
+    const res = this.applyTxn(req, path, writeRev, changes);
+    if (changes.length > 0) this.commit(writeRev, changes, req, ran);
+    return { ...res, header: this.header() };
+  }
+
+  private txnPath(req: ITxnRequest): TxnPath {
+    const succeeded = (req.compare ?? []).every((c) => this.compare(c));
+    const ops = (succeeded ? req.success : req.failure) ?? [];
+    return { succeeded, nested: ops.map((o) => (o.request_txn ? this.txnPath(o.request_txn) : undefined)) };
+  }
+
+  private opsOnPath(req: ITxnRequest, path: TxnPath): IRequestOp[] {
+    const ops = (path.succeeded ? req.success : req.failure) ?? [];
+    return ops.flatMap((o, i) => (o.request_txn ? this.opsOnPath(o.request_txn, path.nested[i]!) : [o]));
+  }
+
+  private applyTxn(req: ITxnRequest, path: TxnPath, writeRev: number, changes: Change[]): ITxnResponse {
+    const ops = (path.succeeded ? req.success : req.failure) ?? [];
+    const responses = ops.map((o, i) =>
+      o.request_txn ? ({ response_txn: this.applyTxn(o.request_txn, path.nested[i]!, writeRev, changes) } as IResponseOp) : this.applyOp(o, writeRev, changes),
+    );
+    return { header: this.header(), succeeded: path.succeeded, responses };
   }
 
   grantLease(ttlSeconds: number): bigint {
@@ -304,7 +335,6 @@ export class MemoryEtcd implements EtcdClient {
         response_delete_range: { header: this.header(), deleted: String(keys.length), prev_kvs: d.prev_kv ? prevs.map((kv) => toKv(kv, false)) : [] },
       } as IResponseOp;
     }
-    if (o.request_txn) return { response_txn: this.txnNow(o.request_txn) } as IResponseOp; // etcd 3.4 nested txn
     throw new MemoryEtcdError('etcdserver: empty request op');
   }
 
@@ -362,10 +392,10 @@ export class MemoryEtcd implements EtcdClient {
     };
   }
 
-  private commit(rev: number, changes: Change[], req: ITxnRequest | undefined): void {
+  private commit(rev: number, changes: Change[], req: ITxnRequest | undefined, ran: readonly IRequestOp[] = []): void {
     this.revision = rev;
     this.log.push({ rev, changes });
-    if (req) this.onCommit?.(BigInt(rev), req);
+    if (req) this.onCommit?.(BigInt(rev), req, ran);
     if (this.retain !== undefined && this.revision - this.retain > this.compacted + this.retain) this.compact(this.revision - this.retain);
     for (const w of [...this.watches]) {
       for (const c of changes) {
