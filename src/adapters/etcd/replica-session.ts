@@ -7,7 +7,6 @@
 // acknowledged proves the lease lives until at least s + TTL (etcd restarts the TTL when it
 // processes the keepalive, which is after s). provenUntilMs() = that bound − margin. When the proof
 // runs out the session emits 'lost' at once, whatever the library thinks, and is dead for good.
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { EtcdLeaseInvalidError, type IKeyValue, type ITxnRequest } from 'etcd3';
@@ -16,6 +15,7 @@ import type { Clock, SupervisionFence } from '../../core/ports.js';
 import type { Logger } from '../telemetry/log.js';
 import { compare, etcdCall, firstKv, op, rangeKvs, toRevision, toStoreError, type EtcdClient, type EtcdLease } from './client.js';
 import { EtcdKeys, assertReplicaId } from './keys.js';
+import { FailoverSlots } from './failover-slots.js';
 import { PrefixWatch, type Subscription } from './watch.js';
 
 export type { Subscription } from './watch.js';
@@ -83,6 +83,7 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
   private newestAckedSentAt = -Infinity;
   private lossTimer: NodeJS.Timeout | undefined;
   private readonly watches = new Set<PrefixWatch>();
+  private readonly slots: FailoverSlots;
   private readonly counters: KeepaliveStats = { sent: 0, acked: 0, lastAckLatencyMs: undefined, maxAckLatencyMs: undefined };
 
   private constructor(
@@ -99,6 +100,7 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
     this.replicaId = replicaId;
     this.ttlMs = ttlSeconds * 1000;
     this.provenUntil = grantSentAt + this.ttlMs - opts.marginMs;
+    this.slots = new FailoverSlots({ keys: opts.keys, replicaId, leaseId, txn: (what, req) => this.txn(what, req), assertLive: () => this.assertLive() });
   }
 
   /** Grants the lease, starts the keepalive loop and registers `replicas/<id>`. */
@@ -170,6 +172,7 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
     const tickMs = Math.min(RETRY_MS, this.opts.keepaliveIntervalMs);
     this.keepaliveTimer = setInterval(() => this.keepaliveTick(), tickMs);
     this.keepaliveTimer.unref();
+    this.slots.start();
     this.armLossTimer();
     this.keepalive();
   }
@@ -242,6 +245,7 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
 
   private stopLocal(): void {
     clearInterval(this.keepaliveTimer);
+    this.slots.stop();
     clearTimeout(this.lossTimer);
     for (const w of this.watches) void w.close();
     this.watches.clear();
@@ -343,35 +347,14 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
 
   // ---- failover slots ----
 
-  /**
-   * Takes one of the fleet-wide failover slots 0..max-1 under this lease (put-if-absent), or
-   * returns undefined when all are taken. A crashed replica's slot frees itself with its lease.
-   * One replica may hold several slots (one per failover it runs), so a held slot is never
-   * adopted; each take is marked with a nonce instead, and a take whose reply was lost is undone
-   * by that nonce rather than leaking a slot for the life of the session.
-   */
-  async acquireFailoverSlot(max: number): Promise<(() => Promise<void>) | undefined> {
-    if (!Number.isInteger(max) || max < 0) throw new BatonError('INVALID_ARGUMENT', `failover slot count ${max} must be an integer >= 0`);
-    for (let n = 0; n < max; n++) {
-      this.assertLive();
-      const key = this.opts.keys.failoverSlot(n);
-      const token = `${this.replicaId}/${randomUUID()}`;
-      let res;
-      try {
-        res = await this.txn('acquire failover slot', {
-          compare: [compare.absent(key)],
-          success: [op.put(key, token, this.leaseId)],
-        });
-      } catch (err) {
-        void this.txn('undo failover slot', { compare: [compare.value(key, token)], success: [op.del(key)] }).catch(() => undefined);
-        throw err;
-      }
-      if (!res.succeeded) continue;
-      return async () => {
-        await this.txn('release failover slot', { compare: [compare.value(key, token)], success: [op.del(key)] });
-      };
-    }
-    return undefined;
+  /** See failover-slots.ts: a take of one of the fleet-wide slots, or undefined when all are taken. */
+  acquireFailoverSlot(max: number): Promise<(() => Promise<void>) | undefined> {
+    return this.slots.acquire(max);
+  }
+
+  /** Deletes this session's orphaned slot keys (also done before every take and periodically). */
+  sweepFailoverSlots(): Promise<number> {
+    return this.slots.sweep();
   }
 
   // ---- helpers ----

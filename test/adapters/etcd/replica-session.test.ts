@@ -151,6 +151,30 @@ t.test('failover slots cap concurrent failovers at max', async (t) => {
   t.ok(await a.acquireFailoverSlot(2), "a closed replica's slot is freed with its lease");
 });
 
+t.test("orphaned failover slots (a take that landed after its taker gave up) are swept, and only this replica's", async (t) => {
+  const { client, keys, start } = await setup(t);
+  const [a, b] = await Promise.all([start('replica-a'), start('replica-b')]);
+  // What a take looks like when its reply was lost and its undo arrived before it: a's key, a's
+  // lease, a nonce a no longer holds. Two of them fill the default cap of 2.
+  await client.put(keys.failoverSlot(0)).value('replica-a/late-1').lease(a.leaseId).exec();
+  await client.put(keys.failoverSlot(1)).value('replica-a/late-2').lease(a.leaseId).exec();
+  t.equal(await b.acquireFailoverSlot(2), undefined, 'the orphans block every other replica');
+  t.equal(await b.sweepFailoverSlots(), 0, "another replica's sweep leaves them alone");
+  t.equal(await a.sweepFailoverSlots(), 2, "a's sweep deletes both");
+  const held = await b.acquireFailoverSlot(2);
+  t.ok(held, 'b can take a slot again');
+  const mine = await a.acquireFailoverSlot(2);
+  t.ok(mine, 'and so can a');
+  t.equal(await a.sweepFailoverSlots(), 0, 'a held slot is not swept');
+  t.equal(await b.sweepFailoverSlots(), 0, "nor is b's");
+  t.equal(await a.acquireFailoverSlot(2), undefined, 'both slots are really held');
+  await client.put(keys.failoverSlot(5)).value('replica-a/late-3').lease(a.leaseId).exec();
+  const mine2 = await waitFor('the periodic sweep', async () => ((await client.get(keys.failoverSlot(5)).string()) === null ? true : undefined), 12_000, 200);
+  t.ok(mine2, 'the periodic sweep deletes an orphan nobody asked about');
+  await held!();
+  await mine!();
+});
+
 t.test('timing rules are checked at start', async (t) => {
   const { start } = await setup(t);
   await rejectsWith(t, start('replica-a', { ttlSeconds: 1 }), 'INVALID_ARGUMENT', 'TTL below etcd minimum');
