@@ -231,7 +231,6 @@ function securityOf(config: Config, log: Logger): Security {
   };
 }
 
-/** The chain a node belongs to, among the chains this replica supervises (for metric labels). */
 /** Chains declared in a file at startup, applied like PUT /v1/chains/{id}. */
 async function declareChains(file: string, store: ChainStore, limits: SpecLimits, log: Logger): Promise<void> {
   let raw: unknown;
