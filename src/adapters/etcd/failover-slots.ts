@@ -6,7 +6,8 @@
 // failover, yet it stays under the replica's lease for the life of the session, and with the
 // default cap of 2, two of them stopped every failover in the fleet (seen in a drill: a chain
 // without a producer for 60 s). So the session remembers the nonces it holds and sweeps its
-// own keys that carry any other nonce: before every take, and every SWEEP_MS while it lives.
+// own keys that carry any other nonce: when it finds every slot taken, and every SWEEP_MS while
+// it lives.
 import { randomUUID } from 'node:crypto';
 import type { ITxnRequest, ITxnResponse } from 'etcd3';
 import { BatonError } from '../../core/errors.js';
@@ -47,7 +48,14 @@ export class FailoverSlots {
    */
   async acquire(max: number): Promise<(() => Promise<void>) | undefined> {
     if (!Number.isInteger(max) || max < 0) throw new BatonError('INVALID_ARGUMENT', `failover slot count ${max} must be an integer >= 0`);
-    await this.sweep().catch(() => undefined);
+    const taken = await this.take(max);
+    if (taken || max === 0) return taken;
+    // All taken: some may be our own orphans. Sweep only then, off the usual failover path.
+    const swept = await this.sweep().catch(() => 0);
+    return swept > 0 ? this.take(max) : undefined;
+  }
+
+  private async take(max: number): Promise<(() => Promise<void>) | undefined> {
     for (let n = 0; n < max; n++) {
       this.deps.assertLive();
       const key = this.deps.keys.failoverSlot(n);

@@ -352,7 +352,7 @@ export class ReplicaSession extends EventEmitter<{ lost: [SessionLoss] }> {
     return this.slots.acquire(max);
   }
 
-  /** Deletes this session's orphaned slot keys (also done before every take and periodically). */
+  /** Deletes this session's orphaned slot keys (also done when every slot is taken, and periodically). */
   sweepFailoverSlots(): Promise<number> {
     return this.slots.sweep();
   }
