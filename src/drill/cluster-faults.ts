@@ -57,8 +57,7 @@ export async function clusterStep(
     case 'pause-supervisor-mid-failover': {
       // The survivor takes the chain over and fails over; the woken supervisor must not write
       // (mid-failover: it is frozen as it logs its decision, typically before its leader txn).
-      const supervisor = (await stack.view(chain))?.supervisor;
-      const r = stack.dev.replicas.find((x) => x.replicaId === supervisor && x.process.running);
+      const r = await stack.supervisorOf(chain);
       if (!r) {
         record.skipped++;
         return undefined;
@@ -122,8 +121,7 @@ export async function clusterStep(
       // The chain's supervisor's etcd traffic is held back while its active dies: the failover
       // write it sends while its lease is still proven reaches etcd after the lease expired and
       // the other replica took over. The write's compare must fail it (the etcd scan checks).
-      const supervisor = (await stack.view(chain))?.supervisor;
-      const r = stack.dev.replicas.find((x) => x.replicaId === supervisor && x.process.running);
+      const r = await stack.supervisorOf(chain);
       if (!r) {
         record.skipped++;
         return undefined;

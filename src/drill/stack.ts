@@ -4,7 +4,7 @@
 // what the stack does not do by itself: restart a killed node in place, and keep every replica's
 // output lines that the drill reads.
 import type { ChainPolicy } from '../core/chain.js';
-import type { ChainViewJson } from '../devstack/baton.js';
+import type { BatonProcess, ChainViewJson } from '../devstack/baton.js';
 import { waitFor } from '../devstack/process.js';
 import { startSim, wirePeers, type SimNodeHandle, type SimProcess } from '../devstack/sim.js';
 import { DevStack, FAST_BATON_CONFIG, FAST_POLICY } from '../devstack/stack.js';
@@ -138,6 +138,12 @@ export class DrillStack {
       }
     }
     return undefined;
+  }
+
+  /** The running replica that supervises the chain (per the API), or undefined. */
+  async supervisorOf(chain: string): Promise<BatonProcess | undefined> {
+    const supervisor = (await this.view(chain))?.supervisor;
+    return this.dev.replicas.find((x) => x.replicaId === supervisor && x.process.running);
   }
 
   /** The chain's leader producing under its term (per the API), or undefined. */
