@@ -19,6 +19,22 @@ export interface StandbyVerdict {
 /** A report older than this many probe intervals no longer describes the node. */
 export const FRESH_PROBES = 3;
 
+/**
+ * While a chain is steady, a quiet standby is probed every this many rounds (probe-plan.ts); as
+ * soon as anything is in doubt, every round.
+ */
+export const QUIET_STANDBY_EVERY = 4;
+
+/** How often a quiet standby is probed (ms). */
+export function quietStandbyIntervalMs(policy: ChainPolicy): number {
+  return QUIET_STANDBY_EVERY * policy.probeIntervalMs;
+}
+
+/** A standby's report older than this no longer describes it: FRESH_PROBES of its own intervals. */
+export function standbyMaxAgeMs(policy: ChainPolicy): number {
+  return FRESH_PROBES * quietStandbyIntervalMs(policy);
+}
+
 /** The last probe succeeded and its report is recent enough to act on. */
 export function isFresh(obs: NodeObservation | undefined, policy: ChainPolicy, nowMs: number): boolean {
   return (
@@ -81,7 +97,7 @@ export function judgeStandby(
     reasons.push(`${n === 1 ? 'last probe' : `last ${n} probes`} failed: ${obs.lastProbeError}`);
   }
   const age = nowMs - obs.reportAtMs;
-  const maxAge = FRESH_PROBES * policy.probeIntervalMs;
+  const maxAge = standbyMaxAgeMs(policy);
   if (age > maxAge) reasons.push(`report is ${Math.ceil(age)} ms old (limit ${maxAge})`);
   if (!report.healthy) reasons.push(`reports unhealthy: ${report.lastError || 'no error given'}`);
   if (report.chainId !== spec.id) reasons.push(`wrong chain id ${report.chainId}, want ${spec.id}`);

@@ -88,6 +88,11 @@ export class OperationRunner {
     };
   }
 
+  /** Some operation of the chain is not finished yet. */
+  busy(): boolean {
+    return this.ops.size > 0;
+  }
+
   stop(): void {
     this.cancelTimer?.();
     this.cancelTimer = undefined;

@@ -13,6 +13,7 @@ import { LeaderChangeTrace } from './leader-change.js';
 import type { Metrics, TermTrigger, Tracer } from './telemetry.js';
 import { healthSummary } from './health.js';
 import { probeNode } from './observe.js';
+import { nodesToProbe } from './probe-plan.js';
 import type { NodeObservation } from './observation.js';
 import type {
   ChainState,
@@ -178,7 +179,14 @@ export class ChainSupervisor {
     this.cancelProbe = this.deps.scheduler.after(this.spec.policy.probeIntervalMs, () => this.probeRound());
     if (this.probing) return; // the previous round is still waiting on a slow node
     this.probing = true;
-    void Promise.all(this.spec.nodes.map((node) => this.probe(node))).finally(() => {
+    const nodes = nodesToProbe({
+      spec: this.spec,
+      leader: this.state?.leader,
+      nodes: this.observations,
+      nowMs: this.now(),
+      busy: !this.leaderHasProduced || this.detectedAtMs !== undefined || this.runner.busy(),
+    });
+    void Promise.all(nodes.map((node) => this.probe(node))).finally(() => {
       this.probing = false;
       this.publishHealth();
       this.wake();

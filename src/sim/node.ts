@@ -75,6 +75,7 @@ export class SimNode {
   private prepared: { term: bigint; response: PrepareHandoffResponse } | undefined;
   private faults: Faults;
   private peers: string[] = [];
+  private healthCalls = 0;
   private readonly follower: FollowLoop;
   private readonly clock: LeaseClock;
   private readonly producer: BlockProducer;
@@ -222,6 +223,7 @@ export class SimNode {
 
   health(): HealthResponse {
     this.assertServing();
+    this.healthCalls++;
     const head = this.chain.head;
     const id = this.reportedIdentity();
     const producing = this.producing();
@@ -310,6 +312,7 @@ export class SimNode {
       faults: this.faults,
       peers: [...this.peers],
       blocksProduced: BigInt(this.producer.produced),
+      healthCalls: BigInt(this.healthCalls),
     };
   }
 

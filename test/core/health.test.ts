@@ -1,5 +1,5 @@
 import t from 'tap';
-import { healthSummary, isFresh, judgeActive, judgeStandby } from '../../src/core/health.js';
+import { healthSummary, isFresh, judgeActive, judgeStandby, standbyMaxAgeMs } from '../../src/core/health.js';
 import { ACTIVE, NOW, POLICY, head, obs, silent, spec } from './fixtures.js';
 
 t.test('judgeActive: failure threshold', async (t) => {
@@ -50,12 +50,18 @@ t.test('judgeStandby: eligible', async (t) => {
   t.same(judgeStandby(obs('a1', { genesisHash: 'abcd' }), spec({ genesisHash: '0xABCD' }), head(120), NOW), { eligible: true, reasons: [] }, 'genesis compared as hex');
 });
 
+t.test('judgeStandby: a quiet standby is probed every fourth round, so its report may be three of those old', async (t) => {
+  t.equal(standbyMaxAgeMs(POLICY), 3000, '3 × 4 × 250 ms');
+  t.same(judgeStandby(obs('a1', {}, { at: NOW - 3000 }), spec(), head(120), NOW), { eligible: true, reasons: [] }, 'exactly at the limit');
+  t.same(judgeStandby(obs('a1', {}, { at: NOW - 1000 }), spec(), head(120), NOW), { eligible: true, reasons: [] }, 'older than the active may be (750 ms)');
+});
+
 t.test('judgeStandby: each refusal', async (t) => {
   const cases: [string, ReturnType<typeof obs> | undefined, string][] = [
     ['never probed', undefined, 'never reported'],
     ['never answered', silent('a1', 2, 'connect ECONNREFUSED'), 'never reported (last error: connect ECONNREFUSED)'],
     ['last probe failed', obs('a1', {}, { failures: 1, error: 'timeout' }), 'last probe failed: timeout'],
-    ['stale', obs('a1', {}, { at: NOW - 751 }), 'report is 751 ms old (limit 750)'],
+    ['stale', obs('a1', {}, { at: NOW - 3001 }), 'report is 3001 ms old (limit 3000)'],
     ['unhealthy', obs('a1', { healthy: false, lastError: 'syncing' }), 'reports unhealthy: syncing'],
     ['chain id', obs('a1', { chainId: 'chain-x' }), 'wrong chain id chain-x, want chain-a'],
     ['genesis', obs('a1', { genesisHash: 'g9' }), 'wrong genesis g9, want g0'],
@@ -67,10 +73,10 @@ t.test('judgeStandby: each refusal', async (t) => {
 });
 
 t.test('judgeStandby: lists every failed condition', async (t) => {
-  const o = obs('a1', { healthy: false, lastError: 'syncing', chainId: 'chain-x', genesisHash: 'g9', headNumber: 95 }, { at: NOW - 1000, failures: 2, error: 'timeout' });
+  const o = obs('a1', { healthy: false, lastError: 'syncing', chainId: 'chain-x', genesisHash: 'g9', headNumber: 95 }, { at: NOW - 4000, failures: 2, error: 'timeout' });
   t.same(judgeStandby(o, spec(), head(120), NOW).reasons, [
     'last 2 probes failed: timeout',
-    'report is 1000 ms old (limit 750)',
+    'report is 4000 ms old (limit 3000)',
     'reports unhealthy: syncing',
     'wrong chain id chain-x, want chain-a',
     'wrong genesis g9, want g0',

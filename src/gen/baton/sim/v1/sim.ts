@@ -110,6 +110,8 @@ export interface InspectResponse {
   faults: Faults | undefined;
   peers: string[];
   blocksProduced: bigint;
+  /** Health calls this node has answered since it started (how often Baton probes it). */
+  healthCalls: bigint;
 }
 
 function createBaseBlock(): Block {
@@ -1194,6 +1196,7 @@ function createBaseInspectResponse(): InspectResponse {
     faults: undefined,
     peers: [],
     blocksProduced: 0n,
+    healthCalls: 0n,
   };
 }
 
@@ -1246,6 +1249,12 @@ export const InspectResponse: MessageFns<InspectResponse> = {
         throw new globalThis.Error("value provided for field message.blocksProduced of type uint64 too large");
       }
       writer.uint32(88).uint64(message.blocksProduced);
+    }
+    if (message.healthCalls !== 0n) {
+      if (BigInt.asUintN(64, message.healthCalls) !== message.healthCalls) {
+        throw new globalThis.Error("value provided for field message.healthCalls of type uint64 too large");
+      }
+      writer.uint32(96).uint64(message.healthCalls);
     }
     return writer;
   },
@@ -1351,6 +1360,14 @@ export const InspectResponse: MessageFns<InspectResponse> = {
             message.blocksProduced = reader.uint64() as bigint;
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.healthCalls = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1406,6 +1423,11 @@ export const InspectResponse: MessageFns<InspectResponse> = {
         : isSet(object.blocks_produced)
         ? BigInt(object.blocks_produced)
         : 0n,
+      healthCalls: isSet(object.healthCalls)
+        ? BigInt(object.healthCalls)
+        : isSet(object.health_calls)
+        ? BigInt(object.health_calls)
+        : 0n,
     };
   },
 
@@ -1444,6 +1466,9 @@ export const InspectResponse: MessageFns<InspectResponse> = {
     if (message.blocksProduced !== 0n) {
       obj.blocksProduced = message.blocksProduced.toString();
     }
+    if (message.healthCalls !== 0n) {
+      obj.healthCalls = message.healthCalls.toString();
+    }
     return obj;
   },
 
@@ -1472,6 +1497,9 @@ export const InspectResponse: MessageFns<InspectResponse> = {
     message.peers = object.peers?.map((e) => e) || [];
     message.blocksProduced = (object.blocksProduced !== undefined && object.blocksProduced !== null)
       ? BigInt(object.blocksProduced)
+      : 0n;
+    message.healthCalls = (object.healthCalls !== undefined && object.healthCalls !== null)
+      ? BigInt(object.healthCalls)
       : 0n;
     return message;
   },
