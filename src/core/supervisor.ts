@@ -304,14 +304,15 @@ export class ChainSupervisor {
     void this.releaseFailoverSlot();
   }
 
-  private note(reason: string, decision?: Decision): void {
+  /** Keeps the reason; logs it once per shape, at info when it acts or `notable` says so. */
+  private note(reason: string, decision?: Decision, notable = false): void {
     if (reason === this.lastReason) return;
     // Log a reason once per shape: "waiting 1200 ms" and "waiting 1050 ms" are the same story.
     const sameStory = shape(reason) === shape(this.lastReason);
     this.lastReason = reason;
     if (sameStory) return;
     const acting = decision !== undefined && decision.actions.some((a) => a.kind !== 'renew' && a.kind !== 'record-head');
-    this.deps.log[acting ? 'info' : 'debug']({ chain: this.chainId }, reason);
+    this.deps.log[acting || notable ? 'info' : 'debug']({ chain: this.chainId }, reason);
     this.emit({ kind: 'decision', chainId: this.chainId, reason });
     // Sleep until the next instant at which waiting could end (old leases), if that is sooner
     // than the next probe round.
@@ -397,7 +398,8 @@ export class ChainSupervisor {
   private async failover(from: string, to: string): Promise<void> {
     const release = await this.deps.slots.acquire();
     if (!release) {
-      this.note(`fleet-wide cap on concurrent failovers reached; ${from} stays leader for now`);
+      // At info: a cap that stays reached (say, by leaked slots) stops every failover of the fleet.
+      this.note(`fleet-wide cap on concurrent failovers reached; ${from} stays leader for now`, undefined, true);
       return;
     }
     await this.releaseFailoverSlot();
