@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { grpcStatusOf, unaryCall, type UnaryMethod } from '../adapters/node/grpc.js';
 import { ERROR_CODE_KEY } from '../adapters/node/wire.js';
 import { BatonServiceService, type CommitUnsafeHeadRequest, type CommitUnsafeHeadResponse } from '../gen/baton/v1/baton.js';
+import { hash64 } from '../core/rendezvous.js';
 import type { SimBlock } from './chain.js';
 
 export type CommitOutcome = { kind: 'committed' } | { kind: 'fenced'; code: string; reason: string } | { kind: 'retry'; reason: string };
@@ -27,8 +28,13 @@ export class GrpcHeadCommitter implements HeadCommitter {
    * `credentials`: the node's mTLS identity towards Baton (its certificate names the principal Baton
    * binds to the node role for this one node); plaintext when absent (insecure dev mode only).
    */
-  constructor(endpoints: readonly string[], credentials?: grpc.ChannelCredentials) {
+  /**
+   * `spreadKey` (the chain id) picks which endpoint is tried first, so that a fleet's commits
+   * spread over the replicas instead of all landing on the first one; a chain's nodes share it.
+   */
+  constructor(endpoints: readonly string[], credentials?: grpc.ChannelCredentials, spreadKey = '') {
     this.clients = endpoints.map((e) => new grpc.Client(e, credentials ?? grpc.credentials.createInsecure()));
+    this.next = Number(hash64(spreadKey) % BigInt(Math.max(1, endpoints.length)));
   }
 
   async commit(chainId: string, block: SimBlock, deadlineMs: number): Promise<CommitOutcome> {
@@ -66,3 +72,4 @@ export class GrpcHeadCommitter implements HeadCommitter {
     for (const c of this.clients) c.close();
   }
 }
+

@@ -82,7 +82,7 @@ export class SimHost {
           transport: network,
           logger: logger.child({ component: 'sim-node', chain: spec.chain, node: spec.node }),
           onCrash: () => host.onCrash(),
-          committer: spec.baton.length > 0 ? new GrpcHeadCommitter(spec.baton, tlsOf(material, spec)) : undefined,
+          committer: spec.baton.length > 0 ? new GrpcHeadCommitter(spec.baton, tlsOf(material, spec), spec.chain) : undefined,
         },
       );
       hosted.push({ spec, node });
