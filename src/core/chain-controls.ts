@@ -122,7 +122,6 @@ export class ChainControls {
       ? `break-glass override (${params.reason}); head rolled back from ${plan.from.number} (${plan.from.hash}) to ${plan.to.number} (${plan.to.hash})`
       : `break-glass override (${params.reason})`;
     const term = await this.host.changeLeader(leader, to, why, rollback?.head.number, 'override', record, rollback);
-    if (plan) await this.book.save(op, {}, { name: 'rollback', state: plan.kind === 'rollback' ? 'done' : 'skipped', detail: plan.detail });
     // The same node forced again: it is running under the old term, so stop it under the new one;
     // the loop then starts it (it saw the term and is not producing: nothing to wait out).
     if (leader?.nodeId === to) {
@@ -130,11 +129,9 @@ export class ChainControls {
       await this.host.nodes.stop(node, term, `break-glass override: new term ${term}`).catch(() => undefined);
     }
     this.book.started(op);
-    await this.book.save(op, { result: { term: term.toString(), nodeId: to, detail: 'new term written; starting the forced node' } }, {
-      name: 'fence',
-      state: 'done',
-      detail: `term ${term} for ${to}; every other node told to stop under it`,
-    });
+    const fenced = { name: 'fence', state: 'done' as const, detail: `term ${term} for ${to}; every other node told to stop under it` };
+    const rolled = plan ? [{ name: 'rollback', state: plan.kind === 'rollback' ? ('done' as const) : ('skipped' as const), detail: plan.detail }] : [];
+    await this.book.save(op, { result: { term: term.toString(), nodeId: to, detail: 'new term written; starting the forced node' } }, fenced, ...rolled);
   }
 
   /** Ends the override: from now on the supervisor judges the chain normally again. */
