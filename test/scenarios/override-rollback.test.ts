@@ -1,8 +1,9 @@
 // Break-glass override with rollbackHead on a real stack (real etcd, `baton serve`, one `baton sim`
 // per node), over the REST API. The case it exists for: a lease-mode active dies (SIGKILL) holding
 // the only copies of the last recorded blocks, every standby is behind the recorded head, and the
-// chain halts for good. An override with rollbackHead sets the recorded head back to exactly the
-// forced node's head in the txn of the new term, and the node continues from it. Before that: a
+// chain halts for good; a plain override forces a standby that then never produces. An override
+// with rollbackHead sets the recorded head back to exactly the forced node's head in the txn of
+// the new term, and the node continues from it. Before that: a
 // non-boolean rollbackHead is 400, and while the leader produces it is 409 ROLLBACK_REFUSED; both
 // change nothing. At the end, the independent checker over every activity log reports only the
 // authorised fork (the dead node's blocks above the new head against the new ones), and the drill's
@@ -17,6 +18,7 @@ import { checkActivity } from '../../src/sim/checker.js';
 import { readActivityLog } from '../../src/devstack/sim.js';
 import { SseClient } from '../adapters/http/sse-client.js';
 import { assertOneAuditRecord } from '../security/audit-assert.js';
+import { watchWindow } from '../helpers/scenario.js';
 import { blocksOf, startStack } from '../helpers/stack.js';
 
 const CHAIN = 'chain-r';
@@ -134,6 +136,21 @@ t.test('the active dies holding the only copies of the last blocks: halt, then o
   const to = await headOf(target);
   const from = await recordedHead();
   t.ok(to.number < from.number, `${target} (head ${to.number}) is behind the recorded head ${from.number}`);
+
+  // The gap this closes: a plain override forces the node, which then waits forever for a head it
+  // can never get.
+  const plain = await post(`/v1/chains/${CHAIN}/override`, { nodeId: target, reason: 'INC-8: try a plain override first' });
+  t.equal(plain.status, 202, 'a plain override is accepted');
+  const plainTerm = await waitFor('the plain override\'s term', async () => {
+    const v = await view();
+    return v.leader?.nodeId === target && BigInt(v.leader.term) > first.term ? BigInt(v.leader.term) : undefined;
+  }, 20_000, 50);
+  let produced = false;
+  await watchWindow(FAST_POLICY.leaseTtlMs! + 1500, 200, async () => {
+    produced ||= (await stack.node(CHAIN, target).sim.inspect({})).active;
+  });
+  t.notOk(produced, `without rollbackHead ${target} never produces under term ${plainTerm}: it lacks the recorded head`);
+  t.equal((await recordedHead()).number, from.number, 'the recorded head is unchanged');
   const deadBlocks = blocksOf(stack.node(CHAIN, first.nodeId).logFile);
   const deadTop = Math.max(...deadBlocks.map((b) => b.number));
 
@@ -144,7 +161,7 @@ t.test('the active dies holding the only copies of the last blocks: halt, then o
   const op = await finished(res.body.id!);
   t.equal(op.state, 'succeeded', `override succeeded (${JSON.stringify(op.error)})`);
   const term = BigInt(op.result!.term!);
-  t.ok(term > first.term, `a new term ${term}`);
+  t.ok(term > plainTerm, `a new term ${term}`);
   const step = op.steps?.find((s) => s.name === 'rollback');
   t.match(step, { state: 'done', detail: new RegExp(`from ${from.number} .* to ${to.number} `) }, 'the operation says what it rolled back');
 
@@ -167,7 +184,7 @@ t.test('the active dies holding the only copies of the last blocks: halt, then o
   const history = (await stack.api().history(CHAIN)).body.terms;
   t.match(history[0], { nodeId: target, reason: new RegExp(`rolled back from ${from.number} \\(${from.hash}\\) to ${to.number} \\(${to.hash}\\)`) }, 'the history entry says so');
   const event = await waitFor('override-set event with the rollback', () =>
-    events.events.find((e) => e.data.type === 'override-set' && e.data.data.nodeId === target), 10_000);
+    events.events.find((e) => e.data.type === 'override-set' && e.data.data.nodeId === target && e.data.data.term === term.toString()), 10_000);
   t.match(event.data.data, { rolledBackFrom: { number: from.number, hash: from.hash }, rolledBackTo: to, term: term.toString() }, 'the event carries from and to');
 
   // The independent checker: only the authorised fork, at heights above the new head up to the
