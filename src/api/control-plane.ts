@@ -187,6 +187,19 @@ export class ControlPlane {
         });
       }
     }
+    // A head rollback while the leader produces would discard live blocks: refused here at once
+    // on the supervisor's published health (and again by the supervisor on its own probes).
+    if (params.kind === 'override' && params.rollbackHead === true) {
+      const state = await this.deps.store.read(chainId);
+      const leader = state?.leader;
+      if (leader && state.health?.some((h) => h.nodeId === leader.nodeId && h.producing)) {
+        throw new BatonError('ROLLBACK_REFUSED', `${leader.nodeId} is producing under term ${leader.term}: rolling the head of ${chainId} back would discard live blocks`, {
+          chainId,
+          nodeId: leader.nodeId,
+          term: leader.term.toString(),
+        });
+      }
+    }
     const idempotency: Idempotency | undefined = meta.idempotencyKey
       ? { key: meta.idempotencyKey, requestHash: createHash('sha256').update(meta.canonical).digest('hex') }
       : undefined;

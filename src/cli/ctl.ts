@@ -105,7 +105,7 @@ class Ctl {
       case 'resume':
         return this.mutate(`/v1/chains/${c.chain}/resume`, { reason: this.g.reason });
       case 'override':
-        return this.mutate(`/v1/chains/${c.chain}/override`, { nodeId: c.node, reason: this.g.reason });
+        return this.mutate(`/v1/chains/${c.chain}/override`, { nodeId: c.node, reason: this.g.reason, ...(c.rollbackHead && { rollbackHead: true }) });
       case 'clear-override':
         return this.mutate(`/v1/chains/${c.chain}/override/clear`, { reason: this.g.reason });
       case 'operation': {

@@ -16,13 +16,16 @@
 //     making it active would fork the chain, which is not an eligibility question;
 //   - fenced writes and nothing lost: the override is an intent like any other operation, and its
 //     record is written in the txn of the term it forces, so it holds from exactly that term on.
+// With `rollbackHead` (see rollback.ts) the one exception: the operator authorises setting the
+// recorded head back to the node's own head, in the same fenced txn, when no leader is producing.
 // While the override is in force (see decide.ts) nothing moves leadership away from the forced
 // node automatically, even when it is unhealthy or unreachable: the operator took the decision
 // and keeps it until a clear-override. Operator failovers and switchovers are refused
 // (OVERRIDDEN) meanwhile; another override may move it.
 import { isBatonError, type ErrorCode } from './errors.js';
-import { isPaused, type Operation, type OperationStep, type OverrideParams } from './operation.js';
+import { isPaused, type Operation, type OperationStep, type OverrideParams, type OverrideRecord } from './operation.js';
 import type { RunnerHost } from './operations-runner.js';
+import { planRollback } from './rollback.js';
 
 type Step = Omit<OperationStep, 'atMs'>;
 
@@ -96,14 +99,29 @@ export class ChainControls {
     if (report && spec.genesisHash !== '' && hex(report.genesisHash) !== hex(spec.genesisHash)) {
       return void (await this.book.fail(op, 'MISCONFIGURED', `${to} reports genesis ${report.genesisHash}, not ${spec.genesisHash}: never made active, not even by an override`, 'check'));
     }
+    const plan = params.rollbackHead === true
+      ? planRollback({ leader, target: to, recorded: state.head, observations: this.host.observations(), policy: spec.policy, nowMs: this.host.monoMs() })
+      : undefined;
+    if (plan?.kind === 'refused') return void (await this.book.fail(op, plan.code, plan.message, 'check'));
     const skipped = report ? `head ${report.headNumber}, ${report.healthy ? 'healthy' : 'unhealthy'}` : 'no report yet';
     op = await this.book.save(op, { state: 'running', result: { nodeId: to, detail: `forcing ${to} active` } }, {
       name: 'choose',
       state: 'done',
       detail: `${to} forced by break-glass override, eligibility not checked (${skipped})`,
     });
-    const record = { nodeId: to, reason: params.reason, sinceMs: this.host.wallMs(), operationId: op.id };
-    const term = await this.host.changeLeader(leader, to, `break-glass override (${params.reason})`, undefined, 'override', record);
+    const record: OverrideRecord = {
+      nodeId: to,
+      reason: params.reason,
+      sinceMs: this.host.wallMs(),
+      operationId: op.id,
+      ...(plan?.kind === 'rollback' ? { rolledBackFrom: plan.from, rolledBackTo: plan.to } : {}),
+    };
+    // The rollback rides in the txn of the new term, on the head revision it was judged against.
+    const rollback = plan?.kind === 'rollback' ? { head: plan.head, expectedRevision: state.headRevision } : undefined;
+    const why = plan?.kind === 'rollback'
+      ? `break-glass override (${params.reason}); head rolled back from ${plan.from.number} (${plan.from.hash}) to ${plan.to.number} (${plan.to.hash})`
+      : `break-glass override (${params.reason})`;
+    const term = await this.host.changeLeader(leader, to, why, rollback?.head.number, 'override', record, rollback);
     // The same node forced again: it is running under the old term, so stop it under the new one;
     // the loop then starts it (it saw the term and is not producing: nothing to wait out).
     if (leader?.nodeId === to) {
@@ -111,11 +129,9 @@ export class ChainControls {
       await this.host.nodes.stop(node, term, `break-glass override: new term ${term}`).catch(() => undefined);
     }
     this.book.started(op);
-    await this.book.save(op, { result: { term: term.toString(), nodeId: to, detail: 'new term written; starting the forced node' } }, {
-      name: 'fence',
-      state: 'done',
-      detail: `term ${term} for ${to}; every other node told to stop under it`,
-    });
+    const fenced = { name: 'fence', state: 'done' as const, detail: `term ${term} for ${to}; every other node told to stop under it` };
+    const rolled = plan ? [{ name: 'rollback', state: plan.kind === 'rollback' ? ('done' as const) : ('skipped' as const), detail: plan.detail }] : [];
+    await this.book.save(op, { result: { term: term.toString(), nodeId: to, detail: 'new term written; starting the forced node' } }, fenced, ...rolled);
   }
 
   /** Ends the override: from now on the supervisor judges the chain normally again. */

@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'PAUSED'
   /** A break-glass override is in force: leadership moves only by another override or after a clear. */
   | 'OVERRIDDEN'
+  /** A break-glass head rollback that would discard live blocks, or has no head to roll back to. */
+  | 'ROLLBACK_REFUSED'
   | 'IDEMPOTENCY_MISMATCH'
   | 'NOT_ELIGIBLE'
   | 'INTERNAL'

@@ -48,6 +48,11 @@ export interface OverrideParams {
   readonly kind: 'override';
   readonly nodeId: string;
   readonly reason: string;
+  /**
+   * Also set the recorded unsafe head back to the node's own head when it is below it (see
+   * core/rollback.ts). Absent or false: an override exactly as without it.
+   */
+  readonly rollbackHead?: boolean;
 }
 
 /** Ends the chain's break-glass override: the supervisor judges the chain normally again. */
@@ -109,6 +114,9 @@ export interface OverrideRecord {
   readonly reason: string;
   readonly sinceMs: number;
   readonly operationId: string;
+  /** The recorded head this override's txn rolled back (rollbackHead), and the head it set instead. */
+  readonly rolledBackFrom?: { readonly number: number; readonly hash: string };
+  readonly rolledBackTo?: { readonly number: number; readonly hash: string };
 }
 
 /** An override as read back: with the term it was forced under (the mod revision of its key). */

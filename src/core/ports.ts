@@ -74,6 +74,17 @@ export interface NewLeader {
   readonly previousMode?: FencingMode;
   /** Break-glass: the override record, written in the same txn (so it holds from this term on). */
   readonly override?: OverrideRecord;
+  /**
+   * Break-glass with rollbackHead: the recorded head set back to `head` in the same txn, guarded by
+   * a compare on the head key's mod revision (`expectedRevision`, read with the head it replaces).
+   * Only with an override record that names the rollback (rolledBackFrom/To).
+   */
+  readonly rollback?: HeadRollback;
+}
+
+export interface HeadRollback {
+  readonly head: UnsafeHead;
+  readonly expectedRevision: bigint;
 }
 
 export interface ChainStore {

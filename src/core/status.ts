@@ -5,6 +5,7 @@ import { judgeActive, judgeStandby } from './health.js';
 import type { NodeObservation } from './observation.js';
 import { isPaused } from './operation.js';
 import type { ChainState } from './ports.js';
+import type { HeadRef } from './rollback.js';
 
 export interface NodeView {
   readonly id: string;
@@ -37,7 +38,16 @@ export interface ChainView {
   /** The chain's pause, while it lasts. */
   readonly paused: { readonly reason: string; readonly untilMs: number | null; readonly operationId: string } | null;
   /** The break-glass override in force (until cleared). */
-  readonly override: { readonly nodeId: string; readonly reason: string; readonly sinceMs: number; readonly operationId: string; readonly term: string } | null;
+  readonly override: {
+    readonly nodeId: string;
+    readonly reason: string;
+    readonly sinceMs: number;
+    readonly operationId: string;
+    readonly term: string;
+    /** Break-glass rollbackHead: the recorded head its txn replaced and the one it set (null: none rolled back). */
+    readonly rolledBackFrom: HeadRef | null;
+    readonly rolledBackTo: HeadRef | null;
+  } | null;
 }
 
 export type TermRecordView = Omit<TermRecord, 'term' | 'previousTerm' | 'previousNodeId' | 'durationMs'> & {
@@ -121,7 +131,15 @@ export function describeChain(input: ChainObservation): ChainView {
         ? { reason: state.pause.reason, untilMs: state.pause.untilMs ?? null, operationId: state.pause.operationId }
         : null,
     override: state.override
-      ? { nodeId: state.override.nodeId, reason: state.override.reason, sinceMs: state.override.sinceMs, operationId: state.override.operationId, term: state.override.term.toString() }
+      ? {
+          nodeId: state.override.nodeId,
+          reason: state.override.reason,
+          sinceMs: state.override.sinceMs,
+          operationId: state.override.operationId,
+          term: state.override.term.toString(),
+          rolledBackFrom: state.override.rolledBackFrom ?? null,
+          rolledBackTo: state.override.rolledBackTo ?? null,
+        }
       : null,
   };
 }

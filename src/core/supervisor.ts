@@ -21,6 +21,7 @@ import type {
   Clock,
   FailoverSlots,
   FleetSettings,
+  HeadRollback,
   Log,
   NodeControl,
   OperationStore,
@@ -118,7 +119,7 @@ export class ChainSupervisor {
       observations: () => this.observations,
       monoMs: () => this.now(),
       wallMs: () => deps.clock.wallMs(),
-      changeLeader: (previous, to, reason, fromHead, trigger, override) => this.writeLeader(previous, to, reason, fromHead, trigger ?? 'operator', override),
+      changeLeader: (previous, to, reason, fromHead, trigger, override, rollback) => this.writeLeader(previous, to, reason, fromHead, trigger ?? 'operator', override, rollback),
       grantSent: (nodeId, mode) => this.leases.sent(nodeId, this.now(), this.spec.policy.leaseTtlMs, mode),
       grantConfirmed: (sentAt) => this.leases.confirmed(sentAt),
       wake: () => this.storeChanged(),
@@ -430,13 +431,21 @@ export class ChainSupervisor {
    * The `fence` step of a leader change: the fenced txn that makes a new term, then a stop under it
    * to every other node. `trigger` says why, for the change's spans and metrics.
    */
-  private writeLeader(previous: LeaderRecord | undefined, to: string, reason: string, head?: number, trigger: TermTrigger = 'elect', override?: OverrideRecord): Promise<Term> {
+  private writeLeader(
+    previous: LeaderRecord | undefined,
+    to: string,
+    reason: string,
+    head?: number,
+    trigger: TermTrigger = 'elect',
+    override?: OverrideRecord,
+    rollback?: HeadRollback,
+  ): Promise<Term> {
     // The span that asked for the change (a failover root, an operation): its later steps hang there.
     const parent = this.change.tracer.carrier();
     const mode = this.spec.policy.fencingMode;
     const attrs = { 'baton.chain': this.chainId, 'baton.node': to, 'baton.from': previous?.nodeId, 'baton.reason': reason, 'baton.trigger': trigger, 'baton.mode': mode };
     return this.change.tracer.span('fence', attrs, (span) =>
-      this.writeLeaderFenced(previous, to, reason, head, override, (term) => {
+      this.writeLeaderFenced(previous, to, reason, head, override, rollback, (term) => {
         span.set({ 'baton.term': term });
         this.change.written(term, to, trigger, mode, parent, head !== undefined);
       }),
@@ -449,13 +458,14 @@ export class ChainSupervisor {
     reason: string,
     head: number | undefined,
     override: OverrideRecord | undefined,
+    rollback: HeadRollback | undefined,
     written: (term: Term) => void,
   ): Promise<Term> {
     const fromHead = head ?? this.state?.head?.number ?? 0;
     const term = await this.deps.store.writeLeader(
       this.deps.fence,
       previous?.term,
-      { nodeId: to, reason, fromHead, mode: this.spec.policy.fencingMode, previousMode: previous?.mode, ...(override ? { override } : {}) },
+      { nodeId: to, reason, fromHead, mode: this.spec.policy.fencingMode, previousMode: previous?.mode, ...(override ? { override } : {}), ...(rollback ? { rollback } : {}) },
       {
         nodeId: to,
         previousNodeId: previous?.nodeId,

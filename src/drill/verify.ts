@@ -70,11 +70,35 @@ export async function readEtcdHistory(endpoints: readonly string[], prefix = '/b
   }
 }
 
+/** A break-glass head rollback an override record authorised (rolledBackFrom/To), by `${chain} ${rev}`. */
+interface Rollback {
+  readonly from: { number: number; hash: string };
+  readonly to: { number: number; hash: string };
+}
+
+function authorisedRollbacks(events: readonly Event[], prefix: string): Map<string, Rollback> {
+  const out = new Map<string, Rollback>();
+  for (const e of events) {
+    const [root, chain, kind] = e.key.slice(prefix.length).split('/');
+    if (root !== 'chains' || !chain || kind !== 'override' || e.type !== 'put') continue;
+    try {
+      const v = JSON.parse(e.value) as { rolledBackFrom?: Rollback['from']; rolledBackTo?: Rollback['to'] };
+      if (v.rolledBackFrom && v.rolledBackTo) out.set(`${chain} ${e.rev}`, { from: v.rolledBackFrom, to: v.rolledBackTo });
+    } catch {
+      // not ours to judge
+    }
+  }
+  return out;
+}
+
 export function checkEtcdHistory(events: readonly Event[], prefix = '/baton/'): HistoryReport {
   const violations: HistoryViolation[] = [];
+  // A decrease is accepted only when written by the txn of an override record that names exactly
+  // it (the recorded head it replaced and the one it set): an operator authorised that rollback.
+  const rollbacks = authorisedRollbacks(events, prefix);
   const supervisors = new Map<string, string>(); // chain -> replica holding its supervisor key
   const leaders = new Map<string, bigint>(); // chain -> current term
-  const heads = new Map<string, { number: number; rev: bigint }>();
+  const heads = new Map<string, { number: number; hash: string; rev: bigint }>();
   const historyAt = new Map<string, bigint>(); // `${chain} ${rev}` of each history put
   const leaderAt: { chain: string; rev: bigint }[] = [];
   let terms = 0;
@@ -123,20 +147,24 @@ export function checkEtcdHistory(events: readonly Event[], prefix = '/baton/'): 
       }
     } else if (kind === 'head' && e.type === 'put') {
       headWrites++;
-      let head: { number?: number; term?: string } = {};
+      let head: { number?: number; hash?: string; term?: string } = {};
       try {
-        head = JSON.parse(e.value) as { number?: number; term?: string };
+        head = JSON.parse(e.value) as { number?: number; hash?: string; term?: string };
       } catch {
         continue;
       }
       const prev = heads.get(chain);
       const number = head.number ?? 0;
-      if (prev && number < prev.number) {
+      const hash = head.hash ?? '';
+      const rb = rollbacks.get(`${chain} ${e.rev}`);
+      const authorised = rb !== undefined && prev !== undefined && rb.from.number === prev.number && rb.from.hash === prev.hash && rb.to.number === number && rb.to.hash === hash;
+      if (prev && number < prev.number && !authorised) {
         violations.push({ kind: 'HEAD_BACK', chain, message: `head went from ${prev.number} (revision ${prev.rev}) back to ${number} (revision ${e.rev})` });
       }
-      heads.set(chain, { number, rev: e.rev });
+      heads.set(chain, { number, hash, rev: e.rev });
       const term = leaders.get(chain);
-      if (head.term !== undefined && term !== undefined && BigInt(head.term) !== term) {
+      // A rolled-back head keeps the term it was recorded with (its txn cannot write its own revision).
+      if (!authorised && head.term !== undefined && term !== undefined && BigInt(head.term) !== term) {
         violations.push({ kind: 'HEAD_TERM', chain, message: `head ${number} recorded under term ${head.term} at revision ${e.rev}, while the term was ${term}` });
       }
     }

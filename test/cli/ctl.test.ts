@@ -45,7 +45,8 @@ t.test('parse: defaults, globals anywhere, command options', async (t) => {
   t.same(ok(['pause', 'chain-a', '--until', '2030-01-03T00:00:00+01:00']).command, { name: 'pause', chain: 'chain-a', until: '2030-01-02T23:00:00.000Z' });
   t.same(ok(['pause', 'chain-a']).command, { name: 'pause', chain: 'chain-a', until: undefined });
   t.same(ok(['history', 'chain-a', '--limit', '5']).command, { name: 'history', chain: 'chain-a', limit: 5 });
-  t.same(ok(['override', 'chain-a', 'n3', '--reason', 'INC-1']).command, { name: 'override', chain: 'chain-a', node: 'n3' });
+  t.same(ok(['override', 'chain-a', 'n3', '--reason', 'INC-1']).command, { name: 'override', chain: 'chain-a', node: 'n3', rollbackHead: false });
+  t.same(ok(['override', 'chain-a', 'n3', '--rollback-head', '--reason', 'INC-1']).command, { name: 'override', chain: 'chain-a', node: 'n3', rollbackHead: true });
   t.same(ok(['clear-override', 'chain-a', '--reason', 'INC-1 over']).command, { name: 'clear-override', chain: 'chain-a' });
   t.same(ok(['settings', '--auto-failover', 'off', '--max-concurrent', '4']).command, { name: 'settings', autoFailover: false, maxConcurrent: 4 });
   t.same(ok(['settings']).command, { name: 'settings', autoFailover: undefined, maxConcurrent: undefined });
@@ -83,6 +84,8 @@ t.test('parse: usage errors name the problem', async (t) => {
     [['override', 'chain-a', 'n3'], /override: --reason TEXT is required/],
     [['override', 'chain-a', '--reason', 'x'], /override: missing NODE/],
     [['override', 'chain-a', 'n 3', '--reason', 'x'], /NODE/],
+    [['override', 'chain-a', 'n3', '--reason', 'x', '--rollback-head=yes'], /rollback-head/],
+    [['failover', 'chain-a', '--rollback-head', '--reason', 'x'], /rollback-head/],
     [['clear-override', 'chain-a'], /clear-override: --reason TEXT is required/],
     [['resume', 'chain-a', '--idempotency-key', 'has space'], /--idempotency-key/],
     [['settings', '--auto-failover', 'maybe'], /--auto-failover must be on or off/],
@@ -239,6 +242,9 @@ t.test('override and clear-override post the break-glass requests', async (t) =>
   const c = await ctlIn(url, ['clear-override', 'chain-a', '--reason', 'INC-7 over']);
   t.equal(c.code, 0, c.err);
   t.same(seen[1]!.body, { reason: 'INC-7 over' });
+  const rb = await ctlIn(url, ['override', 'chain-a', 'a3', '--reason', 'INC-8', '--rollback-head']);
+  t.equal(rb.code, 0, rb.err);
+  t.same(seen[2]!.body, { nodeId: 'a3', reason: 'INC-8', rollbackHead: true }, '--rollback-head sends rollbackHead: true');
 });
 
 t.test('--no-wait prints the operation id; an unfinished wait exits 3', async (t) => {

@@ -178,6 +178,30 @@ export function chainStoreContract(t: Test, makeStore: () => Promise<ContractHar
     t.equal((await h.store.read('chain-a'))?.headRevision, rev3, 'current term records');
   });
 
+  withStore('break-glass rollback: the head goes back only in the override txn, on the head revision it read', async (t, h) => {
+    const { fence, write } = await supervised(h, 'chain-a');
+    const term1 = await write(undefined, 'n1');
+    const rev1 = await h.store.recordHead(fence, term1, NO_HEAD, headOf(10, term1));
+    const back = { ...headOf(7, term1, 'n2') };
+    const override = { nodeId: 'n2', reason: 'INC-1', sinceMs: 1_700_000_000_000, operationId: 'op-1', rolledBackFrom: { number: 10, hash: hashOf(10) }, rolledBackTo: { number: 7, hash: hashOf(7) } };
+    const next: NewLeader = { ...leaderOf('n2', 'override', 7), override, rollback: { head: back, expectedRevision: rev1 } };
+    const history = historyOf(next, { nodeId: 'n1', term: term1 }, fence.replicaId);
+    const before = await h.store.read('chain-a');
+
+    await rejectsWith(t, h.store.writeLeader(fence, term1, { ...next, rollback: { head: back, expectedRevision: rev1 - 1n } }, history), 'CONFLICT', 'a stale head revision');
+    await rejectsWith(t, h.store.writeLeader(fence, term1, { ...next, override: undefined }, history), 'INVALID_ARGUMENT', 'a rollback without an override record');
+    await rejectsWith(t, h.store.writeLeader(fence, term1, { ...next, override: { ...override, rolledBackTo: { number: 6, hash: hashOf(6) } } }, history), 'INVALID_ARGUMENT', 'an override record that names another head');
+    t.same(await h.store.read('chain-a'), before, 'refusals changed nothing');
+
+    const term2 = await h.store.writeLeader(fence, term1, next, history);
+    const state = await h.store.read('chain-a');
+    t.same(state?.head, back, 'the head is the rolled-back one');
+    t.equal(state?.headRevision, term2, 'written by the txn of the new term');
+    t.match(state?.override, { nodeId: 'n2', term: term2, rolledBackFrom: override.rolledBackFrom, rolledBackTo: override.rolledBackTo }, 'the override record names the rollback');
+    const rev3 = await h.store.recordHead(fence, term2, { revision: term2, head: back }, headOf(8, term2, 'n2'));
+    t.ok(rev3 > term2, 'the new leader records on top of it');
+  });
+
   withStore('commitHead: the term holder extends the head one block at a time; stale terms are refused', async (t, h) => {
     const { write } = await supervised(h, 'chain-a');
     const term1 = await write(undefined, 'n1');

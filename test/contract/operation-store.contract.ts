@@ -227,6 +227,13 @@ export function operationStoreContract(t: Test, makeStore: () => Promise<Operati
     const op = (await submit(h, 'chain-a', { kind: 'override', nodeId: 'n2', reason: 'INC-1' })).operation;
     t.same(op.params, { kind: 'override', nodeId: 'n2', reason: 'INC-1' });
     await rejectsWith(t, submit(h, 'chain-a', { kind: 'override', nodeId: '', reason: 'x' }), 'INVALID_ARGUMENT', 'an override names a node');
+    await rejectsWith(t, submit(h, 'chain-a', { kind: 'override', nodeId: 'n2', reason: 'x', rollbackHead: 'yes' as unknown as boolean }), 'INVALID_ARGUMENT', 'rollbackHead is a boolean');
+    await h.chains.putSpec(specOf('chain-b'));
+    await h.chains.putSpec(specOf('chain-c'));
+    const rb = (await submit(h, 'chain-b', { kind: 'override', nodeId: 'n2', reason: 'INC-2', rollbackHead: true })).operation;
+    t.same(rb.params, { kind: 'override', nodeId: 'n2', reason: 'INC-2', rollbackHead: true }, 'rollbackHead kept when true');
+    const plain = (await submit(h, 'chain-c', { kind: 'override', nodeId: 'n2', reason: 'INC-3', rollbackHead: false })).operation;
+    t.same(plain.params, { kind: 'override', nodeId: 'n2', reason: 'INC-3' }, 'false: stored exactly as an override without it');
     t.equal(await h.store.clearOverride(fence), false, 'nothing to clear yet');
     const override = { nodeId: 'n2', reason: 'INC-1', sinceMs: START_MS, operationId: op.id };
     const history = { nodeId: 'n2', previousNodeId: undefined, previousTerm: undefined, fromHead: 0, reason: 'override', atMs: START_MS, supervisor: fence.replicaId, durationMs: undefined };

@@ -164,21 +164,38 @@ export class EtcdChainStore implements ChainStore {
       supervisor: history.supervisor,
       durationMs: history.durationMs ?? null,
     };
+    const rollback = next.rollback;
+    const headKey = this.keys.head(chainId);
     const res = await this.txn('write leader', {
       compare: this.unsafeNoFenceCompare
         ? []
-        : [...fenceCompares(fence), expected === undefined ? compare.absent(leaderKey) : compare.modRevision(leaderKey, expected)],
+        : [
+            ...fenceCompares(fence),
+            expected === undefined ? compare.absent(leaderKey) : compare.modRevision(leaderKey, expected),
+            // Break-glass rollback: the head it replaces is the one it was judged against.
+            ...(rollback ? [headCompare(headKey, rollback.expectedRevision)] : []),
+          ],
       success: [
         op.put(leaderKey, JSON.stringify(leader)),
         op.put(this.keys.historyAfter(chainId, expected ?? 0n), JSON.stringify(entry)),
         // Break-glass: the override holds from exactly this term on.
         ...(next.override ? [op.put(this.keys.override(chainId), JSON.stringify(storedOverride(next.override)))] : []),
+        // After the override record: a history scan meets the authorisation before the decrease.
+        ...(rollback ? [op.put(headKey, storedHead(rollback.head))] : []),
       ],
-      failure: [op.get(fence.key), op.get(leaderKey)],
+      failure: [op.get(fence.key), op.get(leaderKey), op.get(headKey)],
     });
     if (res.succeeded) return toRevision(res.header.revision);
-    const [sup, current] = res.responses.map((r) => firstKv(r));
+    const [sup, current, headNow] = res.responses.map((r) => firstKv(r));
     throwIfFenced(fence, sup);
+    if (rollback && (expected === undefined ? current === undefined : current !== undefined && toRevision(current.mod_revision) === expected)) {
+      throw new BatonError('CONFLICT', `head of ${chainId} changed since it was read; nothing rolled back`, {
+        chainId,
+        what: 'head',
+        expectedRevision: rollback.expectedRevision.toString(),
+        actualRevision: headNow ? headNow.mod_revision : null,
+      });
+    }
     throw new BatonError('CONFLICT', `leader of ${chainId} changed since it was read`, {
       chainId,
       expectedTerm: expected?.toString() ?? null,
@@ -416,5 +433,8 @@ function toTermRecord(kv: IKeyValue, prefix: string): TermRecord {
 
 /** Only the record's own fields are stored. */
 function storedOverride(o: OverrideRecord): OverrideRecord {
-  return { nodeId: o.nodeId, reason: o.reason, sinceMs: o.sinceMs, operationId: o.operationId };
+  const stored: OverrideRecord = { nodeId: o.nodeId, reason: o.reason, sinceMs: o.sinceMs, operationId: o.operationId };
+  if (!o.rolledBackFrom || !o.rolledBackTo) return stored;
+  const ref = (h: { number: number; hash: string }) => ({ number: h.number, hash: h.hash });
+  return { ...stored, rolledBackFrom: ref(o.rolledBackFrom), rolledBackTo: ref(o.rolledBackTo) };
 }

@@ -108,7 +108,7 @@ export class EventFeed {
           return { type: 'paused', chainId, data: pick(parseJsonValue(kv.value), ['reason', 'untilMs', 'operationId']) };
         case 'override':
           if (type === 'delete') return { type: 'override-cleared', chainId, data: {} };
-          return { type: 'override-set', chainId, data: { ...pick(parseJsonValue(kv.value), ['nodeId', 'reason', 'sinceMs', 'operationId']), term: kv.mod_revision } };
+          return { type: 'override-set', chainId, data: { ...pick(parseJsonValue(kv.value), ['nodeId', 'reason', 'sinceMs', 'operationId', 'rolledBackFrom', 'rolledBackTo']), term: kv.mod_revision } };
         case 'health':
           if (type === 'delete') return undefined;
           return { type: 'node-health-changed', chainId, data: parseJsonValue(kv.value) };

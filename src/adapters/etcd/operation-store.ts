@@ -397,7 +397,9 @@ export function validateNewOperation(request: NewOperation): OperationParams {
     case 'override':
       if (!nonEmpty(p.nodeId)) invalid('override: nodeId must be a node id');
       if (p.reason === '') invalid('override: reason is required');
-      return { kind: p.kind, nodeId: p.nodeId, reason: p.reason };
+      if (p.rollbackHead !== undefined && typeof p.rollbackHead !== 'boolean') invalid('override: rollbackHead must be a boolean');
+      // Stored only when asked for: an override without it is the same record as before it existed.
+      return { kind: p.kind, nodeId: p.nodeId, reason: p.reason, ...(p.rollbackHead === true ? { rollbackHead: true } : {}) };
     case 'resume':
     case 'cancel-switchover':
     case 'clear-override':

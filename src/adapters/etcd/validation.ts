@@ -58,6 +58,16 @@ export function validateNewLeader(next: NewLeader): void {
     if (!isCount(o.sinceMs)) invalid('override sinceMs must be wall-clock milliseconds');
     if (!nonEmpty(o.operationId)) invalid('an override needs its operation id');
   }
+  // A rollback is break-glass only, and says what it did in the override record it comes with.
+  const r = next.rollback;
+  if (r !== undefined) {
+    if (!o || !o.rolledBackFrom || !o.rolledBackTo) invalid('a head rollback needs an override record naming rolledBackFrom and rolledBackTo');
+    validateHead(r.head);
+    if (r.head.nodeId !== next.nodeId) invalid('a rolled-back head must be held by the new leader');
+    if (typeof r.expectedRevision !== 'bigint' || r.expectedRevision <= 0n) invalid('a head rollback needs the revision of the head it replaces');
+    if (o.rolledBackTo.number !== r.head.number || o.rolledBackTo.hash !== r.head.hash) invalid('rolledBackTo must be the head written');
+    if (o.rolledBackFrom.number <= r.head.number) invalid('a head rollback must set the head lower');
+  }
 }
 
 export function validateHead(head: UnsafeHead): void {

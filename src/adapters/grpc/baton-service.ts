@@ -218,7 +218,7 @@ export function batonService(deps: BatonServiceDeps): pb.BatonServiceServer {
 
     override: unary('Override', async (req: pb.OverrideRequest, ctx) => {
       if (!req.nodeId) throw invalid('node_id: required');
-      return submit(req.chainId, { kind: 'override', nodeId: req.nodeId, reason: req.reason }, req.idempotencyKey, ctx);
+      return submit(req.chainId, { kind: 'override', nodeId: req.nodeId, reason: req.reason, ...(req.rollbackHead ? { rollbackHead: true } : {}) }, req.idempotencyKey, ctx);
     }),
 
     clearOverride: unary('ClearOverride', async (req: pb.ClearOverrideRequest, ctx) =>

@@ -186,7 +186,15 @@ export function toWireStatus(view: ChainView): pb.ChainStatus {
     lastFailover: view.lastFailover ? toWireTerm(view.lastFailover) : undefined,
     decision: view.decision ?? '',
     override: view.override
-      ? { nodeId: view.override.nodeId, reason: view.override.reason, sinceMs: big(view.override.sinceMs), operationId: view.override.operationId, term: BigInt(view.override.term) }
+      ? {
+          nodeId: view.override.nodeId,
+          reason: view.override.reason,
+          sinceMs: big(view.override.sinceMs),
+          operationId: view.override.operationId,
+          term: BigInt(view.override.term),
+          rolledBackFrom: headRef(view.override.rolledBackFrom),
+          rolledBackTo: headRef(view.override.rolledBackTo),
+        }
       : undefined,
   };
 }
@@ -229,6 +237,7 @@ export function toWireOperation(op: Operation): pb.Operation {
     executor: op.executor ?? '',
     traceId: op.traceId ?? '',
     nodeId: p.kind === 'override' ? p.nodeId : '',
+    rollbackHead: p.kind === 'override' && p.rollbackHead === true,
   };
 }
 
@@ -236,4 +245,8 @@ export function toWireEvent(e: BatonEvent): pb.Event {
   // A Struct holds JSON values only: undefined fields go, bigints become decimal strings.
   const data = JSON.parse(JSON.stringify(e.data, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))) as Record<string, unknown>;
   return { id: e.id, type: EVENT_TYPE[e.type], chainId: e.chainId ?? '', data };
+}
+
+function headRef(h: { number: number; hash: string } | null): pb.HeadRef | undefined {
+  return h ? { number: big(h.number), hash: h.hash } : undefined;
 }

@@ -89,8 +89,8 @@ export function registerOperationRoutes(app: FastifyInstance, control: ControlPl
   );
 
   // Break-glass (permission `override`): see src/core/chain-controls.ts for what it skips and what not.
-  app.post<{ Params: { id: string }; Body: { nodeId: string; reason: string } }>('/v1/chains/:id/override', mutation(overrideBody), async (req, reply) =>
-    accept(req, reply, { kind: 'override', nodeId: req.body.nodeId, reason: req.body.reason }),
+  app.post<{ Params: { id: string }; Body: { nodeId: string; reason: string; rollbackHead?: boolean } }>('/v1/chains/:id/override', mutation(overrideBody), async (req, reply) =>
+    accept(req, reply, { kind: 'override', nodeId: req.body.nodeId, reason: req.body.reason, ...(req.body.rollbackHead === true ? { rollbackHead: true } : {}) }),
   );
 
   app.post<{ Params: { id: string }; Body: { reason: string } }>('/v1/chains/:id/override/clear', mutation(reasonBody), async (req, reply) =>

@@ -93,12 +93,12 @@ export const pauseBody = {
 } as const;
 
 /** resume and switchover/cancel: only a reason. */
-/** Break-glass: the node to force active, and why (both required). */
+/** Break-glass: the node to force active, and why (both required); rollbackHead: see core/rollback.ts. */
 export const overrideBody = {
   type: 'object',
   required: ['nodeId', 'reason'],
   additionalProperties: false,
-  properties: { nodeId, reason },
+  properties: { nodeId, reason, rollbackHead: { type: 'boolean' } },
 } as const;
 
 export const reasonBody = {

@@ -56,7 +56,7 @@ export type OperationParamsView =
   | { kind: 'failover'; reason: string; candidate?: string }
   | { kind: 'switchover'; reason: string; target?: string; scheduledAt?: string }
   | { kind: 'pause'; reason: string; until?: string }
-  | { kind: 'override'; reason: string; nodeId: string }
+  | { kind: 'override'; reason: string; nodeId: string; rollbackHead?: boolean }
   | { kind: 'resume' | 'cancel-switchover' | 'clear-override'; reason: string };
 
 export interface OperationView {
@@ -92,7 +92,7 @@ export function viewParams(p: OperationParams): OperationParamsView {
     case 'pause':
       return { kind: p.kind, reason: p.reason, ...(p.untilMs !== undefined ? { until: iso(p.untilMs) } : {}) };
     case 'override':
-      return { kind: p.kind, reason: p.reason, nodeId: p.nodeId };
+      return { kind: p.kind, reason: p.reason, nodeId: p.nodeId, ...(p.rollbackHead === true ? { rollbackHead: true } : {}) };
     case 'resume':
     case 'cancel-switchover':
     case 'clear-override':

@@ -54,7 +54,14 @@ export interface ChainView {
   /** Not in every API version: shown when present. */
   readonly paused?: boolean | { reason?: string; untilMs?: number | null; sinceMs?: number } | null;
   /** The break-glass override in force (not in every API version: shown when present). */
-  readonly override?: { nodeId: string; reason: string; sinceMs: number; term: string } | null;
+  readonly override?: {
+    nodeId: string;
+    reason: string;
+    sinceMs: number;
+    term: string;
+    rolledBackFrom?: { number: number; hash: string } | null;
+    rolledBackTo?: { number: number; hash: string } | null;
+  } | null;
 }
 
 export interface FailoverPlan {

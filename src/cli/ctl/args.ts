@@ -16,8 +16,11 @@ commands:
   cancel-switchover CHAIN                cancel a scheduled switchover
   pause CHAIN [--until TIME]             no automatic failover of CHAIN (until resumed or TIME)
   resume CHAIN                           end a pause
-  override CHAIN NODE --reason TEXT      BREAK-GLASS (breakglass role): force NODE active, skipping
-                                         the eligibility checks but not the fencing; holds until cleared
+  override CHAIN NODE --reason TEXT [--rollback-head]
+                                         BREAK-GLASS (breakglass role): force NODE active, skipping
+                                         the eligibility checks but not the fencing; holds until cleared.
+                                         --rollback-head: set the recorded head back to NODE's head
+                                         (discards the blocks above it; refused while a leader produces)
   clear-override CHAIN --reason TEXT     end the chain's break-glass override
   operation ID                           show an operation (one started with --no-wait), once it is
                                          final or scheduled (--no-wait: at once)
@@ -73,7 +76,7 @@ export type CtlCommand =
   | { readonly name: 'cancel-switchover'; readonly chain: string }
   | { readonly name: 'pause'; readonly chain: string; readonly until: string | undefined }
   | { readonly name: 'resume'; readonly chain: string }
-  | { readonly name: 'override'; readonly chain: string; readonly node: string }
+  | { readonly name: 'override'; readonly chain: string; readonly node: string; readonly rollbackHead: boolean }
   | { readonly name: 'clear-override'; readonly chain: string }
   | { readonly name: 'operation'; readonly id: string }
   | { readonly name: 'events'; readonly follow: boolean; readonly chain: string | undefined; readonly after: string | undefined }
@@ -133,7 +136,7 @@ const COMMANDS: Record<CtlCommand['name'], { positionals: readonly string[]; fla
   'cancel-switchover': { positionals: ['CHAIN'], flags: {} },
   pause: { positionals: ['CHAIN'], flags: { '--until': 'value' } },
   resume: { positionals: ['CHAIN'], flags: {} },
-  override: { positionals: ['CHAIN', 'NODE'], flags: {} },
+  override: { positionals: ['CHAIN', 'NODE'], flags: { '--rollback-head': 'bool' } },
   'clear-override': { positionals: ['CHAIN'], flags: {} },
   operation: { positionals: ['ID'], flags: {} },
   events: { positionals: [], flags: { '--follow': 'bool', '--chain': 'value', '--after': 'value' } },
@@ -243,7 +246,7 @@ function parse(argv: readonly string[], env: CtlEnv, nowMs: number, newKey: () =
       // A break-glass action says why in the operator's own words, never a default.
       if (str('--reason') === undefined) throw new UsageError(`${name}: --reason TEXT is required (a break-glass action must say why)`);
       command = name === 'override'
-        ? { name, chain: chain(), node: parseId('NODE', positionals[1]!, NODE_ID, 'letters, digits, "_", "." and "-", at most 63') }
+        ? { name, chain: chain(), node: parseId('NODE', positionals[1]!, NODE_ID, 'letters, digits, "_", "." and "-", at most 63'), rollbackHead: flags.has('--rollback-head') }
         : { name, chain: chain() };
       break;
     }

@@ -87,6 +87,7 @@ export function formatChainView(v: ChainView, nowMs: number, style: Style = PLAI
   if (v.paused !== undefined) lines.push(['paused', pausedText(v.paused)]);
   const o = v.override;
   if (o !== undefined) lines.push(['override', o ? `BREAK-GLASS: ${o.nodeId} forced under term ${o.term} since ${formatTime(o.sinceMs)}  (${o.reason})` : 'no']);
+  if (o?.rolledBackFrom && o.rolledBackTo) lines.push(['rolled back', `head ${o.rolledBackFrom.number} (${o.rolledBackFrom.hash}) -> ${o.rolledBackTo.number} (${o.rolledBackTo.hash})`]);
   lines.push(['decision', orDash(v.decision)]);
   const f = v.lastFailover;
   lines.push(['last change', f ? `term ${f.term}: ${f.previousNodeId ?? '(none)'} -> ${f.nodeId} at ${formatTime(f.atMs)}  (${f.reason})` : '-']);

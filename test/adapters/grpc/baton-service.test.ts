@@ -123,7 +123,7 @@ t.test('failover: dry run plans; a scheduled switchover is cancelled', async (t)
 
 t.test('break-glass override: forced under a new term even unreachable, shown in GetChain, refuses failover, cleared', async (t) => {
   await call(c.putChain.bind(c), { spec: chainSpec('chain-o', 21_400) });
-  const res = await call(c.override.bind(c), { chainId: 'chain-o', nodeId: 'chain-o-2', reason: 'INC-9', idempotencyKey: '' });
+  const res = await call(c.override.bind(c), { chainId: 'chain-o', nodeId: 'chain-o-2', reason: 'INC-9', idempotencyKey: '', rollbackHead: false });
   t.match(res.operation, { kind: OperationKind.OPERATION_KIND_OVERRIDE, nodeId: 'chain-o-2', reason: 'INC-9' });
   const deadline = Date.now() + 15_000;
   let chain = (await call(c.getChain.bind(c), { chainId: 'chain-o' })).chain;
@@ -141,6 +141,17 @@ t.test('break-glass override: forced under a new term even unreachable, shown in
   const clear = await call(c.clearOverride.bind(c), { chainId: 'chain-o', reason: 'INC-9 over', idempotencyKey: '' });
   t.equal((await settled(clear.operation!.id)).state, OperationState.OPERATION_STATE_SUCCEEDED);
   t.equal((await call(c.getChain.bind(c), { chainId: 'chain-o' })).chain?.override, undefined, 'cleared');
+});
+
+t.test('override with rollback_head: carried on the Operation; a node that never reported is ROLLBACK_REFUSED', async (t) => {
+  await call(c.putChain.bind(c), { spec: chainSpec('chain-r', 21_800) });
+  const res = await call(c.override.bind(c), { chainId: 'chain-r', nodeId: 'chain-r-2', reason: 'INC-10', idempotencyKey: '', rollbackHead: true });
+  t.match(res.operation, { kind: OperationKind.OPERATION_KIND_OVERRIDE, nodeId: 'chain-r-2', rollbackHead: true });
+  const done = await settled(res.operation!.id);
+  t.equal(done.state, OperationState.OPERATION_STATE_FAILED, 'unreachable: its head is unknown, nothing to roll back to');
+  t.equal(done.error?.code, 'ROLLBACK_REFUSED');
+  const chain = (await call(c.getChain.bind(c), { chainId: 'chain-r' })).chain;
+  t.equal(chain?.override, undefined, 'nothing written: no override');
 });
 
 t.test('a second failover while the first is unfinished is ABORTED (CONFLICT)', async (t) => {
@@ -200,9 +211,9 @@ t.test('bad input gets a clear status and changes nothing', async (t) => {
     ['lease too short', () => call(c.putChain.bind(c), { spec: { ...chainSpec('chain-x', 21_700), policy: { leaseTtlMs: 600 } } }), status.INVALID_ARGUMENT, /leaseTtlMs/],
     ['bad endpoint', () => call(c.putChain.bind(c), { spec: { ...chainSpec('chain-x', 21_700), nodes: [{ id: 'n', endpoint: 'nowhere', priority: 0, zone: '' }] } }), status.INVALID_ARGUMENT, /endpoint/],
     ['no reason', () => call(c.pause.bind(c), { chainId: 'chain-b', reason: '', until: undefined, idempotencyKey: '' }), status.INVALID_ARGUMENT, /reason/],
-    ['override without a reason', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: 'zz9', reason: '', idempotencyKey: '' }), status.INVALID_ARGUMENT, /reason/],
-    ['override without a node', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: '', reason: 'x', idempotencyKey: '' }), status.INVALID_ARGUMENT, /node_id/],
-    ['override of a node of no chain', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: 'zz9', reason: 'x', idempotencyKey: '' }), status.NOT_FOUND, /zz9/],
+    ['override without a reason', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: 'zz9', reason: '', idempotencyKey: '', rollbackHead: false }), status.INVALID_ARGUMENT, /reason/],
+    ['override without a node', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: '', reason: 'x', idempotencyKey: '', rollbackHead: false }), status.INVALID_ARGUMENT, /node_id/],
+    ['override of a node of no chain', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: 'zz9', reason: 'x', idempotencyKey: '', rollbackHead: false }), status.NOT_FOUND, /zz9/],
     ['clearing an override without a reason', () => call(c.clearOverride.bind(c), { chainId: 'chain-b', reason: '', idempotencyKey: '' }), status.INVALID_ARGUMENT, /reason/],
     ['pause ending in the past', () => call(c.pause.bind(c), { chainId: 'chain-b', reason: 'x', until: new Date(Date.now() - 60_000), idempotencyKey: '' }), status.INVALID_ARGUMENT, /until/],
     ['switchover next month', () => call(c.switchover.bind(c), { chainId: 'chain-b', target: '', scheduledAt: new Date(Date.now() + 30 * 86_400_000), reason: 'x', idempotencyKey: '' }), status.INVALID_ARGUMENT, /scheduledAt/],

@@ -595,6 +595,18 @@ export interface ChainOverride {
   operationId: string;
   /** the term it was forced under */
   term: bigint;
+  /** rollback_head: the recorded head it replaced; unset: none rolled back */
+  rolledBackFrom:
+    | HeadRef
+    | undefined;
+  /** rollback_head: the head it recorded instead (the forced node's) */
+  rolledBackTo: HeadRef | undefined;
+}
+
+/** A block by number and hash (lowercase hex, no 0x). */
+export interface HeadRef {
+  number: bigint;
+  hash: string;
 }
 
 /** One line of the fleet listing. */
@@ -769,6 +781,8 @@ export interface Operation {
   traceId: string;
   /** override: the node forced active */
   nodeId: string;
+  /** override: the head rollback was asked for */
+  rollbackHead: boolean;
 }
 
 export interface FailoverRequest {
@@ -865,6 +879,13 @@ export interface OverrideRequest {
   /** required */
   reason: string;
   idempotencyKey: string;
+  /**
+   * Break-glass head rollback: when the node's head is below the recorded unsafe head, set the
+   * recorded head back to the node's head, in the same fenced txn as the new term. Refused
+   * (FAILED_PRECONDITION, baton-error-code ROLLBACK_REFUSED) while the leader is seen producing or
+   * when the node never reported. False: an override exactly as without it.
+   */
+  rollbackHead: boolean;
 }
 
 export interface OverrideResponse {
@@ -2599,7 +2620,15 @@ export const ChainStatus: MessageFns<ChainStatus> = {
 };
 
 function createBaseChainOverride(): ChainOverride {
-  return { nodeId: "", reason: "", sinceMs: 0n, operationId: "", term: 0n };
+  return {
+    nodeId: "",
+    reason: "",
+    sinceMs: 0n,
+    operationId: "",
+    term: 0n,
+    rolledBackFrom: undefined,
+    rolledBackTo: undefined,
+  };
 }
 
 export const ChainOverride: MessageFns<ChainOverride> = {
@@ -2624,6 +2653,12 @@ export const ChainOverride: MessageFns<ChainOverride> = {
         throw new globalThis.Error("value provided for field message.term of type uint64 too large");
       }
       writer.uint32(40).uint64(message.term);
+    }
+    if (message.rolledBackFrom !== undefined) {
+      HeadRef.encode(message.rolledBackFrom, writer.uint32(50).fork()).join();
+    }
+    if (message.rolledBackTo !== undefined) {
+      HeadRef.encode(message.rolledBackTo, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -2681,6 +2716,22 @@ export const ChainOverride: MessageFns<ChainOverride> = {
             message.term = reader.uint64() as bigint;
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.rolledBackFrom = HeadRef.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.rolledBackTo = HeadRef.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2708,6 +2759,16 @@ export const ChainOverride: MessageFns<ChainOverride> = {
         ? globalThis.String(object.operation_id)
         : "",
       term: isSet(object.term) ? BigInt(object.term) : 0n,
+      rolledBackFrom: isSet(object.rolledBackFrom)
+        ? HeadRef.fromJSON(object.rolledBackFrom)
+        : isSet(object.rolled_back_from)
+        ? HeadRef.fromJSON(object.rolled_back_from)
+        : undefined,
+      rolledBackTo: isSet(object.rolledBackTo)
+        ? HeadRef.fromJSON(object.rolledBackTo)
+        : isSet(object.rolled_back_to)
+        ? HeadRef.fromJSON(object.rolled_back_to)
+        : undefined,
     };
   },
 
@@ -2728,6 +2789,12 @@ export const ChainOverride: MessageFns<ChainOverride> = {
     if (message.term !== 0n) {
       obj.term = message.term.toString();
     }
+    if (message.rolledBackFrom !== undefined) {
+      obj.rolledBackFrom = HeadRef.toJSON(message.rolledBackFrom);
+    }
+    if (message.rolledBackTo !== undefined) {
+      obj.rolledBackTo = HeadRef.toJSON(message.rolledBackTo);
+    }
     return obj;
   },
 
@@ -2741,6 +2808,100 @@ export const ChainOverride: MessageFns<ChainOverride> = {
     message.sinceMs = (object.sinceMs !== undefined && object.sinceMs !== null) ? BigInt(object.sinceMs) : 0n;
     message.operationId = object.operationId ?? "";
     message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.rolledBackFrom = (object.rolledBackFrom !== undefined && object.rolledBackFrom !== null)
+      ? HeadRef.fromPartial(object.rolledBackFrom)
+      : undefined;
+    message.rolledBackTo = (object.rolledBackTo !== undefined && object.rolledBackTo !== null)
+      ? HeadRef.fromPartial(object.rolledBackTo)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseHeadRef(): HeadRef {
+  return { number: 0n, hash: "" };
+}
+
+export const HeadRef: MessageFns<HeadRef> = {
+  encode(message: HeadRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.number !== 0n) {
+      if (BigInt.asUintN(64, message.number) !== message.number) {
+        throw new globalThis.Error("value provided for field message.number of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.number);
+    }
+    if (message.hash !== "") {
+      writer.uint32(18).string(message.hash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HeadRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeadRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.number = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hash = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HeadRef {
+    return {
+      number: isSet(object.number) ? BigInt(object.number) : 0n,
+      hash: isSet(object.hash) ? globalThis.String(object.hash) : "",
+    };
+  },
+
+  toJSON(message: HeadRef): unknown {
+    const obj: any = {};
+    if (message.number !== 0n) {
+      obj.number = message.number.toString();
+    }
+    if (message.hash !== "") {
+      obj.hash = message.hash;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<HeadRef>): HeadRef {
+    return HeadRef.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HeadRef>): HeadRef {
+    const message = createBaseHeadRef();
+    message.number = (object.number !== undefined && object.number !== null) ? BigInt(object.number) : 0n;
+    message.hash = object.hash ?? "";
     return message;
   },
 };
@@ -4707,6 +4868,7 @@ function createBaseOperation(): Operation {
     executor: "",
     traceId: "",
     nodeId: "",
+    rollbackHead: false,
   };
 }
 
@@ -4780,6 +4942,9 @@ export const Operation: MessageFns<Operation> = {
     }
     if (message.nodeId !== "") {
       writer.uint32(154).string(message.nodeId);
+    }
+    if (message.rollbackHead !== false) {
+      writer.uint32(160).bool(message.rollbackHead);
     }
     return writer;
   },
@@ -4949,6 +5114,14 @@ export const Operation: MessageFns<Operation> = {
             message.nodeId = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.rollbackHead = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5020,6 +5193,11 @@ export const Operation: MessageFns<Operation> = {
         : isSet(object.node_id)
         ? globalThis.String(object.node_id)
         : "",
+      rollbackHead: isSet(object.rollbackHead)
+        ? globalThis.Boolean(object.rollbackHead)
+        : isSet(object.rollback_head)
+        ? globalThis.Boolean(object.rollback_head)
+        : false,
     };
   },
 
@@ -5082,6 +5260,9 @@ export const Operation: MessageFns<Operation> = {
     if (message.nodeId !== "") {
       obj.nodeId = message.nodeId;
     }
+    if (message.rollbackHead !== false) {
+      obj.rollbackHead = message.rollbackHead;
+    }
     return obj;
   },
 
@@ -5119,6 +5300,7 @@ export const Operation: MessageFns<Operation> = {
     message.executor = object.executor ?? "";
     message.traceId = object.traceId ?? "";
     message.nodeId = object.nodeId ?? "";
+    message.rollbackHead = object.rollbackHead ?? false;
     return message;
   },
 };
@@ -6327,7 +6509,7 @@ export const ResumeResponse: MessageFns<ResumeResponse> = {
 };
 
 function createBaseOverrideRequest(): OverrideRequest {
-  return { chainId: "", nodeId: "", reason: "", idempotencyKey: "" };
+  return { chainId: "", nodeId: "", reason: "", idempotencyKey: "", rollbackHead: false };
 }
 
 export const OverrideRequest: MessageFns<OverrideRequest> = {
@@ -6343,6 +6525,9 @@ export const OverrideRequest: MessageFns<OverrideRequest> = {
     }
     if (message.idempotencyKey !== "") {
       writer.uint32(34).string(message.idempotencyKey);
+    }
+    if (message.rollbackHead !== false) {
+      writer.uint32(40).bool(message.rollbackHead);
     }
     return writer;
   },
@@ -6392,6 +6577,14 @@ export const OverrideRequest: MessageFns<OverrideRequest> = {
             message.idempotencyKey = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.rollbackHead = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6422,6 +6615,11 @@ export const OverrideRequest: MessageFns<OverrideRequest> = {
         : isSet(object.idempotency_key)
         ? globalThis.String(object.idempotency_key)
         : "",
+      rollbackHead: isSet(object.rollbackHead)
+        ? globalThis.Boolean(object.rollbackHead)
+        : isSet(object.rollback_head)
+        ? globalThis.Boolean(object.rollback_head)
+        : false,
     };
   },
 
@@ -6439,6 +6637,9 @@ export const OverrideRequest: MessageFns<OverrideRequest> = {
     if (message.idempotencyKey !== "") {
       obj.idempotencyKey = message.idempotencyKey;
     }
+    if (message.rollbackHead !== false) {
+      obj.rollbackHead = message.rollbackHead;
+    }
     return obj;
   },
 
@@ -6451,6 +6652,7 @@ export const OverrideRequest: MessageFns<OverrideRequest> = {
     message.nodeId = object.nodeId ?? "";
     message.reason = object.reason ?? "";
     message.idempotencyKey = object.idempotencyKey ?? "";
+    message.rollbackHead = object.rollbackHead ?? false;
     return message;
   },
 };
