@@ -42,7 +42,7 @@ export interface CancelSwitchoverParams {
 
 /**
  * Break-glass: make `nodeId` active now, skipping every eligibility check (health, lag, version,
- * zone, pause) but none of the fencing (see overrideLeader in chain-controls.ts).
+ * zone, pause) but none of the fencing (see ChainControls.override in chain-controls.ts).
  */
 export interface OverrideParams {
   readonly kind: 'override';

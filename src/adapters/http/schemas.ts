@@ -92,7 +92,6 @@ export const pauseBody = {
   properties: { until: dateTime, reason },
 } as const;
 
-/** resume and switchover/cancel: only a reason. */
 /** Break-glass: the node to force active, and why (both required); rollbackHead: see core/rollback.ts. */
 export const overrideBody = {
   type: 'object',
@@ -101,6 +100,7 @@ export const overrideBody = {
   properties: { nodeId, reason, rollbackHead: { type: 'boolean' } },
 } as const;
 
+/** resume and switchover/cancel: only a reason. */
 export const reasonBody = {
   type: 'object',
   required: ['reason'],
