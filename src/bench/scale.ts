@@ -33,6 +33,8 @@ const USAGE = `usage: npm run bench:scale -- [options]
   --mode M        fencing mode: commit (default; failover need not wait out the old node lease)
                   or lease (a failover waits out the old lease, ~4.5 s by design)
   --block-ms MS   block time of the nodes (default ${DEFAULT_POLICY.blockTimeMs}, Baton's default policy)
+  --probe-ms MS   probe interval of the chains' policy (default ${DEFAULT_POLICY.probeIntervalMs}, Baton's default policy):
+                  a failed active is seen after 3 of these, and the node calls a chain costs follow it
   --settle-s S    how long the fleet may take to settle after registration (default 600); the
                   chains not steady by then are reported, not waited for
   --window-s S    seconds of steady running measured before the kills start (default 30)
@@ -47,6 +49,7 @@ interface Options {
   kills: number;
   mode: FencingMode;
   blockMs: number;
+  probeMs: number;
   windowS: number;
   settleS: number;
   cpuProf: boolean;
@@ -73,6 +76,7 @@ function parseOptions(argv: string[]): Options | undefined {
       kills: { type: 'string', default: '20' },
       mode: { type: 'string', default: 'commit' },
       'block-ms': { type: 'string', default: String(DEFAULT_POLICY.blockTimeMs) },
+      'probe-ms': { type: 'string', default: String(DEFAULT_POLICY.probeIntervalMs) },
       'window-s': { type: 'string', default: '30' },
       'settle-s': { type: 'string', default: '600' },
       'cpu-prof': { type: 'boolean', default: false },
@@ -97,6 +101,7 @@ function parseOptions(argv: string[]): Options | undefined {
     kills,
     mode,
     blockMs: intOption('block-ms', values['block-ms'], 50, 10_000),
+    probeMs: intOption('probe-ms', values['probe-ms'], 50, 10_000),
     windowS: intOption('window-s', values['window-s'], 1, 3600),
     settleS: intOption('settle-s', values['settle-s'], 1, 7200),
     cpuProf: values['cpu-prof'],
@@ -167,7 +172,7 @@ async function scrapeAll(fleet: ScaleFleet): Promise<{ baton: PromSample[][]; et
 
 async function run(opts: Options): Promise<number> {
   const config = parseConfig(BENCH_CONFIG);
-  const policy: ChainPolicy = { ...DEFAULT_POLICY, leaseTtlMs: minNodeLeaseTtlMs(config), blockTimeMs: opts.blockMs, fencingMode: opts.mode };
+  const policy: ChainPolicy = { ...DEFAULT_POLICY, leaseTtlMs: minNodeLeaseTtlMs(config), blockTimeMs: opts.blockMs, probeIntervalMs: opts.probeMs, fencingMode: opts.mode };
   // What the probe plan asks of a steady fleet: the active every round, each quiet standby every
   // QUIET_STANDBY_EVERY rounds (core/probe-plan.ts).
   const probeTarget = opts.chains * (1000 / policy.probeIntervalMs + ((opts.nodes - 1) * 1000) / quietStandbyIntervalMs(policy));
@@ -273,6 +278,7 @@ async function run(opts: Options): Promise<number> {
     sim_processes: fleet.sims.length,
     mode: opts.mode,
     block_ms: policy.blockTimeMs,
+    probe_ms: policy.probeIntervalMs,
     register_ms: registerMs,
     register_retries: fleet.registerRetries,
     steady_ms: steady.ms,
