@@ -20,6 +20,7 @@ import { SseClient } from '../adapters/http/sse-client.js';
 import { assertOneAuditRecord } from '../security/audit-assert.js';
 import { watchWindow } from '../helpers/scenario.js';
 import { blocksOf, startStack } from '../helpers/stack.js';
+import { operationEnded, postJson } from '../helpers/rest.js';
 
 const CHAIN = 'chain-r';
 const NODES = ['r1', 'r2', 'r3'];
@@ -45,25 +46,16 @@ interface Answer {
   requestId: string;
 }
 
-async function post(path: string, body: unknown): Promise<Answer> {
-  const res = await fetch(`${stack.replicas[0]!.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  return { status: res.status, body: (await res.json()) as Answer['body'], requestId: res.headers.get('x-request-id') ?? '' };
+function post(path: string, body: unknown): Promise<Answer> {
+  return postJson<Answer['body']>(stack.replicas[0]!.url, path, body);
 }
 
 async function view(): Promise<ChainViewJson> {
   return (await stack.api().getChain(CHAIN)).body;
 }
 
-async function finished(id: string): Promise<Answer['body']> {
-  return waitFor(`operation ${id} to end`, async () => {
-    const op = (await stack.api().request<Answer['body']>('GET', `/v1/operations/${id}`)).body;
-    return ['succeeded', 'failed', 'cancelled'].includes(op.state ?? '') ? op : undefined;
-  }, 60_000, 100);
+function finished(id: string): Promise<Answer['body']> {
+  return operationEnded<Answer['body']>(stack, id, 60_000);
 }
 
 async function operationCount(): Promise<number> {
