@@ -2,7 +2,7 @@
 // the same ControlPlane, ChainStore and validation as the REST routes, and every error goes
 // through the one status table (errors.ts). Waits (GetLeader, GetOperation) end before the
 // caller's deadline, so a long-poll answers instead of being cut off.
-import { Metadata, type handleUnaryCall, type ServerUnaryCall } from '@grpc/grpc-js';
+import { Metadata, status, type handleUnaryCall, type ServerUnaryCall, type StatusObject } from '@grpc/grpc-js';
 import type { ControlPlane } from '../../api/control-plane.js';
 import { BatonError } from '../../core/errors.js';
 import type { OperationParams } from '../../core/operation.js';
@@ -11,7 +11,7 @@ import { CHAIN_ID_PATTERN, validateChainSpec, type SpecLimits } from '../../core
 import { viewTermRecord, type ChainView } from '../../core/status.js';
 import type { Logger } from '../telemetry/log.js';
 import type * as pb from '../../gen/baton/v1/baton.js';
-import { toHex } from '../node/wire.js';
+import { ERROR_CODE_KEY, toHex } from '../node/wire.js';
 import { chainFilter, specInput, toWireHead, toWireNode, toWireOperation, toWireSpec, toWireStatus, toWireSummary, toWireTerm, wallMs } from './convert.js';
 import { toServiceError } from './errors.js';
 import type { EventStreams } from './watch-events.js';
@@ -77,6 +77,18 @@ function idempotencyKey(field: string, md: Metadata): string | undefined {
   return field || fromMetadata || undefined;
 }
 
+function deadlinePassed(call: ServerUnaryCall<unknown, unknown>): boolean {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline; // Infinity: no deadline
+  return Date.now() >= at;
+}
+
+function expired(rpc: string): Partial<StatusObject> {
+  const metadata = new Metadata();
+  metadata.set(ERROR_CODE_KEY, 'UNAVAILABLE');
+  return { code: status.DEADLINE_EXCEEDED, details: `${rpc}: its deadline passed before it was run; nothing was done`, metadata };
+}
+
 function context(call: ServerUnaryCall<unknown, unknown>): CallContext {
   const requestId = requestIdOf(call);
   return {
@@ -97,6 +109,13 @@ export function batonService(deps: BatonServiceDeps): pb.BatonServiceServer {
 
   function unary<Req, Res>(rpc: string, run: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
     return (call, callback) => {
+      // The caller gave up already: the call waited in this replica's queue past its deadline.
+      // Running it now is work nobody waits for, and under overload that work is what piles up
+      // (a node whose commit timed out sends the next try while the first is still running).
+      if (deadlinePassed(call)) {
+        callback(expired(rpc));
+        return;
+      }
       const ctx = context(call);
       const md = new Metadata();
       md.set(REQUEST_ID_KEY, ctx.requestId);
