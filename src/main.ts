@@ -69,7 +69,8 @@ export async function serve(config: Config): Promise<Service> {
     observer: metrics,
   });
   const keys = new EtcdKeys(config.etcd.prefix);
-  const store = new EtcdChainStore(client, keys, { unsafeNoFenceCompare: unsafe.has('no-fence-compare') });
+  // A head commit waits for its batch no longer than an etcd call may take (commit-batcher.ts).
+  const store = new EtcdChainStore(client, keys, { unsafeNoFenceCompare: unsafe.has('no-fence-compare'), commitMaxWaitMs: config.etcd.callDeadlineMs });
   // New operations carry the trace of the request that made them; operations are counted.
   const ops = traceOperations(new EtcdOperationStore(client, keys), tracing.tracer, metrics);
   const grpcNodes = new GrpcNodeControl(noDeadlines ? UNSAFE_NO_DEADLINE_MS : config.node.rpcDeadlineMs, `baton/${config.replicaId}`, security.nodeCredentials);

@@ -78,10 +78,10 @@ export class EtcdChainStore implements ChainStore {
   constructor(
     private readonly client: EtcdClient,
     private readonly keys: EtcdKeys = new EtcdKeys(),
-    options: { batchCommits?: boolean; unsafeNoFenceCompare?: boolean } = {},
+    options: { batchCommits?: boolean; unsafeNoFenceCompare?: boolean; commitMaxWaitMs?: number } = {},
   ) {
     this.unsafeNoFenceCompare = options.unsafeNoFenceCompare ?? false;
-    this.batcher = options.batchCommits === false ? undefined : new CommitBatcher((req) => this.client.kv.txn(req));
+    this.batcher = options.batchCommits === false ? undefined : new CommitBatcher((req) => this.client.kv.txn(req), undefined, options.commitMaxWaitMs);
   }
 
   /** `audit`: the record of the request, written by the same txn. */

@@ -6,7 +6,12 @@
 // batches. etcd refuses a txn that writes one key twice, so a batch holds at most one commit per
 // chain (the others wait for the next batch: one chain's commits stay in order), and at most
 // `maxBatch` (etcd's --max-txn-ops, 128 by default, bounds the ops of one txn level).
+//
+// A commit that waited longer than `maxWaitMs` for its batch is refused (STORE_UNAVAILABLE) without
+// being sent: its node gave up long ago and has sent it again. Without that bound an overloaded
+// replica's queue held every retry of every commit (one per chain per batch), and grew without end.
 import type { ITxnRequest, ITxnResponse } from 'etcd3';
+import { BatonError } from '../../core/errors.js';
 
 export interface InnerTxnResult {
   readonly succeeded: boolean;
@@ -17,6 +22,8 @@ export interface InnerTxnResult {
 
 interface Pending {
   readonly chainId: string;
+  /** When it was submitted (`now`, monotonic ms). */
+  readonly atMs: number;
   readonly txn: ITxnRequest;
   resolve(r: InnerTxnResult): void;
   reject(err: unknown): void;
@@ -29,12 +36,14 @@ export class CommitBatcher {
   constructor(
     private readonly send: (req: ITxnRequest) => Promise<ITxnResponse>,
     private readonly maxBatch = 64,
+    private readonly maxWaitMs = Infinity,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Runs `txn` (one chain's commit) in the next batch. */
   submit(chainId: string, txn: ITxnRequest): Promise<InnerTxnResult> {
     return new Promise<InnerTxnResult>((resolve, reject) => {
-      this.queue.push({ chainId, txn, resolve, reject });
+      this.queue.push({ chainId, txn, atMs: this.now(), resolve, reject });
       if (!this.inFlight) void this.flush();
     });
   }
@@ -44,8 +53,11 @@ export class CommitBatcher {
       const batch: Pending[] = [];
       const chains = new Set<string>();
       const rest: Pending[] = [];
+      const now = this.now();
       for (const p of this.queue) {
-        if (batch.length < this.maxBatch && !chains.has(p.chainId)) {
+        if (now - p.atMs > this.maxWaitMs) {
+          p.reject(new BatonError('STORE_UNAVAILABLE', `commit of ${p.chainId} waited ${Math.round(now - p.atMs)} ms for its batch (limit ${this.maxWaitMs}); not sent`));
+        } else if (batch.length < this.maxBatch && !chains.has(p.chainId)) {
           batch.push(p);
           chains.add(p.chainId);
         } else {
@@ -53,6 +65,7 @@ export class CommitBatcher {
         }
       }
       this.queue = rest;
+      if (batch.length === 0) continue;
       this.inFlight = true;
       try {
         const res = await this.send(batch.length === 1 ? batch[0]!.txn : { success: batch.map((p) => ({ request_txn: p.txn })) });

@@ -68,3 +68,22 @@ t.test('a failed request fails the commits it carried, and only those', async (t
   await etcd.release();
   t.match(await next, { succeeded: true }, 'the next batch goes out regardless');
 });
+
+t.test('a commit that waited longer than maxWaitMs for its batch is refused, not sent', async (t) => {
+  const etcd = heldEtcd();
+  let clock = 0;
+  const b = new CommitBatcher(etcd.send, 64, 1000, () => clock);
+  const first = b.submit('a', txn('a1'));
+  // While the first request is held: an old commit of chain b, and a young one of chain c.
+  const old = b.submit('b', txn('b1')).then(() => 'sent', (err: unknown) => err);
+  clock = 600;
+  const young = b.submit('c', txn('c1'));
+  clock = 1001; // b waited 1001 ms, c 401 ms
+  await etcd.release();
+  t.same(await first, { succeeded: true, responses: [], revision: '101' }, 'the held one completes');
+  t.match(await old, { code: 'STORE_UNAVAILABLE', message: /commit of b waited 1001 ms for its batch \(limit 1000\); not sent/ }, 'the old one is refused');
+  await etcd.release();
+  t.match(await young, { succeeded: true }, 'the young one goes out');
+  t.equal(etcd.sent.length, 2, 'two requests: the first, then the young commit alone');
+  t.notOk(JSON.stringify(etcd.sent[1]).includes(JSON.stringify(Buffer.from('b1'))), 'the refused commit was not in any request');
+});
