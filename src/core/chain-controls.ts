@@ -22,6 +22,7 @@
 // node automatically, even when it is unhealthy or unreachable: the operator took the decision
 // and keeps it until a clear-override. Operator failovers and switchovers are refused
 // (OVERRIDDEN) meanwhile; another override may move it.
+import { normalizeHex } from './chain.js';
 import { isBatonError, type ErrorCode } from './errors.js';
 import { isPaused, type Operation, type OperationStep, type OverrideParams, type OverrideRecord } from './operation.js';
 import type { RunnerHost } from './operations-runner.js';
@@ -96,7 +97,7 @@ export class ChainControls {
     if (report && report.chainId !== spec.id) {
       return void (await this.book.fail(op, 'MISCONFIGURED', `${to} reports chain id ${report.chainId}, not ${spec.id}: never made active, not even by an override`, 'check'));
     }
-    if (report && spec.genesisHash !== '' && hex(report.genesisHash) !== hex(spec.genesisHash)) {
+    if (report && spec.genesisHash !== '' && normalizeHex(report.genesisHash) !== normalizeHex(spec.genesisHash)) {
       return void (await this.book.fail(op, 'MISCONFIGURED', `${to} reports genesis ${report.genesisHash}, not ${spec.genesisHash}: never made active, not even by an override`, 'check'));
     }
     const plan = params.rollbackHead === true
@@ -146,8 +147,4 @@ export class ChainControls {
     const detail = was ? 'override cleared; automatic failover applies again' : 'no override was in force';
     await this.book.save(op, { state: 'succeeded', result: { detail } }, { name: 'clear', state: 'done', detail });
   }
-}
-
-function hex(h: string): string {
-  return h.toLowerCase().replace(/^0x/, '');
 }

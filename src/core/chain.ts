@@ -37,6 +37,18 @@ export interface ChainSpec {
   readonly policy: ChainPolicy;
 }
 
+/** A head as an operator checks it: its number and hash. */
+export interface HeadRef {
+  readonly number: number;
+  readonly hash: string;
+}
+
+/** Hashes compare as lowercase hex without 0x, so `0xAB..` in a spec matches `ab..` on the wire. */
+export function normalizeHex(hex: string): string {
+  const lower = hex.toLowerCase();
+  return lower.startsWith('0x') ? lower.slice(2) : lower;
+}
+
 export interface UnsafeHead {
   readonly number: number;
   /** Lowercase hex, no 0x. */

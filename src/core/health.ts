@@ -1,7 +1,7 @@
 // Health judgments over one node observation: is the active fit to keep its lease, and may a
 // standby take over. Pure; every "no" says why in stable words (logged, kept in history, shown
 // to operators).
-import type { ChainPolicy, ChainSpec, UnsafeHead } from './chain.js';
+import { normalizeHex, type ChainPolicy, type ChainSpec, type UnsafeHead } from './chain.js';
 import type { NodeObservation } from './observation.js';
 import type { NodeHealth } from './ports.js';
 
@@ -108,12 +108,6 @@ export function judgeStandby(
     reasons.push(`behind: head ${report.headNumber}, recorded ${recordedHead.number}, max lag ${policy.maxLagBlocks}`);
   }
   return { eligible: reasons.length === 0, reasons };
-}
-
-/** Hashes compare as lowercase hex without 0x, so `0xAB..` in a spec matches `ab..` on the wire. */
-function normalizeHex(hex: string): string {
-  const lower = hex.toLowerCase();
-  return lower.startsWith('0x') ? lower.slice(2) : lower;
 }
 
 /** The node health summary a supervisor publishes for the event stream. */

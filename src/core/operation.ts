@@ -1,6 +1,7 @@
 // Operator requests. Every mutation is an intent: the API validates it, writes it to etcd together
 // with its operation record (durable before the API answers 202), and the chain's supervisor
 // executes it. The operation record is what a caller polls: state, steps, timings, result.
+import type { HeadRef } from './chain.js';
 
 export type OperationKind = 'failover' | 'switchover' | 'pause' | 'resume' | 'cancel-switchover' | 'override' | 'clear-override';
 
@@ -115,8 +116,8 @@ export interface OverrideRecord {
   readonly sinceMs: number;
   readonly operationId: string;
   /** The recorded head this override's txn rolled back (rollbackHead), and the head it set instead. */
-  readonly rolledBackFrom?: { readonly number: number; readonly hash: string };
-  readonly rolledBackTo?: { readonly number: number; readonly hash: string };
+  readonly rolledBackFrom?: HeadRef;
+  readonly rolledBackTo?: HeadRef;
 }
 
 /** An override as read back: with the term it was forced under (the mod revision of its key). */

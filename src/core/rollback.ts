@@ -9,16 +9,10 @@
 //     blocks, the operator wants a plain override or a failover;
 //   - the target has never reported: its head is unknown, so there is nothing to roll back to.
 // The rollback itself is written in the fenced txn of the new term (see ChainStore.writeLeader).
-import type { ChainPolicy, LeaderRecord, UnsafeHead } from './chain.js';
+import { normalizeHex, type ChainPolicy, type HeadRef, type LeaderRecord, type UnsafeHead } from './chain.js';
 import type { ErrorCode } from './errors.js';
 import { isFresh } from './health.js';
 import type { NodeObservation } from './observation.js';
-
-/** A head as the rollback records it: the number and hash an operator can check. */
-export interface HeadRef {
-  readonly number: number;
-  readonly hash: string;
-}
 
 export type RollbackPlan =
   | { readonly kind: 'refused'; readonly code: ErrorCode; readonly message: string }
@@ -61,8 +55,8 @@ export function planRollback(i: RollbackInput): RollbackPlan {
   }
   const head: UnsafeHead = {
     number: report.headNumber,
-    hash: hex(report.headHash),
-    parentHash: hex(report.headParentHash ?? ''),
+    hash: normalizeHex(report.headHash),
+    parentHash: normalizeHex(report.headParentHash ?? ''),
     term: recorded.term,
     nodeId: i.target,
     l1Origin: report.headL1Origin ?? '',
@@ -77,10 +71,6 @@ export function planRollback(i: RollbackInput): RollbackPlan {
     head,
     detail: `recorded head rolled back from ${from.number} (${short(from.hash)}) to ${to.number} (${short(to.hash)}), ${i.target}'s head; blocks above ${to.number} are discarded`,
   };
-}
-
-export function hex(h: string): string {
-  return h.toLowerCase().replace(/^0x/, '');
 }
 
 function short(hash: string): string {

@@ -1,11 +1,10 @@
 // What an operator sees of a chain: its leader, term, head, and each node's health, lag and
 // eligibility with reasons. Pure: built from the etcd state and node observations.
-import type { ChainSpec, LeaderRecord, TermRecord, UnsafeHead } from './chain.js';
+import type { ChainSpec, HeadRef, LeaderRecord, TermRecord, UnsafeHead } from './chain.js';
 import { judgeActive, judgeStandby } from './health.js';
 import type { NodeObservation } from './observation.js';
 import { isPaused } from './operation.js';
 import type { ChainState } from './ports.js';
-import type { HeadRef } from './rollback.js';
 
 export interface NodeView {
   readonly id: string;

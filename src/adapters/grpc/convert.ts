@@ -2,7 +2,7 @@
 // hand to core (validated there, by the same functions); answers are built from the same views.
 // Terms, heads and times are uint64/int64 on the wire: bigint here, never a JS number.
 import type { ChainFilter, ChainSummary } from '../../api/control-plane.js';
-import type { ChainSpec, FencingMode } from '../../core/chain.js';
+import type { ChainSpec, FencingMode, HeadRef } from '../../core/chain.js';
 import { BatonError } from '../../core/errors.js';
 import type { Operation, OperationKind, OperationState, OperationStep } from '../../core/operation.js';
 import type { ChainSpecInput } from '../../core/spec.js';
@@ -247,6 +247,6 @@ export function toWireEvent(e: BatonEvent): pb.Event {
   return { id: e.id, type: EVENT_TYPE[e.type], chainId: e.chainId ?? '', data };
 }
 
-function headRef(h: { number: number; hash: string } | null): pb.HeadRef | undefined {
+function headRef(h: HeadRef | null): pb.HeadRef | undefined {
   return h ? { number: big(h.number), hash: h.hash } : undefined;
 }
