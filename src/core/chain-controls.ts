@@ -122,7 +122,7 @@ export class ChainControls {
     const why = plan?.kind === 'rollback'
       ? `break-glass override (${params.reason}); head rolled back from ${plan.from.number} (${plan.from.hash}) to ${plan.to.number} (${plan.to.hash})`
       : `break-glass override (${params.reason})`;
-    const term = await this.host.changeLeader(leader, to, why, rollback?.head.number, 'override', record, rollback);
+    const term = await this.host.changeLeader(leader, to, why, rollback?.head.number, 'override', { override: record, ...(rollback ? { rollback } : {}) });
     // The same node forced again: it is running under the old term, so stop it under the new one;
     // the loop then starts it (it saw the term and is not producing: nothing to wait out).
     if (leader?.nodeId === to) {

@@ -14,8 +14,8 @@ import { isBatonError, type ErrorCode } from './errors.js';
 import type { NodeObservation } from './observation.js';
 import { ChainControls } from './chain-controls.js';
 import { runSwitchover, type SwitchoverContext } from './switchover.js';
-import { isFinal, isPaused, type FailoverParams, type Operation, type OperationStep, type OverrideRecord } from './operation.js';
-import type { ChainState, HeadRollback, Log, NodeControl, OperationStore, Scheduler, SupervisionFence } from './ports.js';
+import { isFinal, isPaused, type FailoverParams, type Operation, type OperationStep } from './operation.js';
+import type { BreakGlass, ChainState, Log, NodeControl, OperationStore, Scheduler, SupervisionFence } from './ports.js';
 import type { Term } from './term.js';
 import { noopTracer, type TermTrigger, type Tracer } from './telemetry.js';
 
@@ -34,10 +34,10 @@ export interface RunnerHost {
   wallMs(): number;
   /**
    * The fenced txn that makes a new term for `to`, then a stop under it to every other node.
-   * `override`: a break-glass override record written by the same txn; `rollback`: the recorded
-   * head it sets back (break-glass rollbackHead), in the same txn.
+   * `breakGlass`: an override record, and the recorded head it sets back (rollbackHead), both
+   * written by the same txn.
    */
-  changeLeader(previous: LeaderRecord | undefined, to: string, reason: string, fromHead?: number, trigger?: TermTrigger, override?: OverrideRecord, rollback?: HeadRollback): Promise<Term>;
+  changeLeader(previous: LeaderRecord | undefined, to: string, reason: string, fromHead?: number, trigger?: TermTrigger, breakGlass?: BreakGlass): Promise<Term>;
   /** Records that a grant (start, renewal, handoff) under a term of `mode` is about to be sent to a node. */
   grantSent(nodeId: string, mode: FencingMode): number;
   grantConfirmed(sentAtMs: number): void;

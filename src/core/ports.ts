@@ -87,6 +87,9 @@ export interface HeadRollback {
   readonly expectedRevision: bigint;
 }
 
+/** What a break-glass override adds to a leader change (see NewLeader). */
+export type BreakGlass = Pick<NewLeader, 'override' | 'rollback'>;
+
 export interface ChainStore {
   putSpec(spec: ChainSpec): Promise<void>;
   getSpec(chainId: string): Promise<ChainSpec | undefined>;

@@ -7,7 +7,7 @@ import { decide, type Action, type ChainSnapshot, type Decision } from './decide
 import { isBatonError } from './errors.js';
 import { LeaseBook } from './lease-book.js';
 import { boundByProof } from './proof-bound.js';
-import { isPaused, type OverrideRecord } from './operation.js';
+import { isPaused } from './operation.js';
 import { OperationRunner } from './operations-runner.js';
 import { LeaderChangeTrace } from './leader-change.js';
 import type { Metrics, TermTrigger, Tracer } from './telemetry.js';
@@ -16,12 +16,12 @@ import { probeNode } from './observe.js';
 import { nodesToProbe } from './probe-plan.js';
 import type { NodeObservation } from './observation.js';
 import type {
+  BreakGlass,
   ChainState,
   ChainStore,
   Clock,
   FailoverSlots,
   FleetSettings,
-  HeadRollback,
   Log,
   NodeControl,
   OperationStore,
@@ -119,7 +119,7 @@ export class ChainSupervisor {
       observations: () => this.observations,
       monoMs: () => this.now(),
       wallMs: () => deps.clock.wallMs(),
-      changeLeader: (previous, to, reason, fromHead, trigger, override, rollback) => this.writeLeader(previous, to, reason, fromHead, trigger ?? 'operator', override, rollback),
+      changeLeader: (previous, to, reason, fromHead, trigger, breakGlass) => this.writeLeader(previous, to, reason, fromHead, trigger ?? 'operator', breakGlass),
       grantSent: (nodeId, mode) => this.leases.sent(nodeId, this.now(), this.spec.policy.leaseTtlMs, mode),
       grantConfirmed: (sentAt) => this.leases.confirmed(sentAt),
       wake: () => this.storeChanged(),
@@ -431,21 +431,13 @@ export class ChainSupervisor {
    * The `fence` step of a leader change: the fenced txn that makes a new term, then a stop under it
    * to every other node. `trigger` says why, for the change's spans and metrics.
    */
-  private writeLeader(
-    previous: LeaderRecord | undefined,
-    to: string,
-    reason: string,
-    head?: number,
-    trigger: TermTrigger = 'elect',
-    override?: OverrideRecord,
-    rollback?: HeadRollback,
-  ): Promise<Term> {
+  private writeLeader(previous: LeaderRecord | undefined, to: string, reason: string, head?: number, trigger: TermTrigger = 'elect', breakGlass?: BreakGlass): Promise<Term> {
     // The span that asked for the change (a failover root, an operation): its later steps hang there.
     const parent = this.change.tracer.carrier();
     const mode = this.spec.policy.fencingMode;
     const attrs = { 'baton.chain': this.chainId, 'baton.node': to, 'baton.from': previous?.nodeId, 'baton.reason': reason, 'baton.trigger': trigger, 'baton.mode': mode };
     return this.change.tracer.span('fence', attrs, (span) =>
-      this.writeLeaderFenced(previous, to, reason, head, override, rollback, (term) => {
+      this.writeLeaderFenced(previous, to, reason, head, breakGlass, (term) => {
         span.set({ 'baton.term': term });
         this.change.written(term, to, trigger, mode, parent, head !== undefined);
       }),
@@ -457,15 +449,14 @@ export class ChainSupervisor {
     to: string,
     reason: string,
     head: number | undefined,
-    override: OverrideRecord | undefined,
-    rollback: HeadRollback | undefined,
+    breakGlass: BreakGlass | undefined,
     written: (term: Term) => void,
   ): Promise<Term> {
     const fromHead = head ?? this.state?.head?.number ?? 0;
     const term = await this.deps.store.writeLeader(
       this.deps.fence,
       previous?.term,
-      { nodeId: to, reason, fromHead, mode: this.spec.policy.fencingMode, previousMode: previous?.mode, ...(override ? { override } : {}), ...(rollback ? { rollback } : {}) },
+      { nodeId: to, reason, fromHead, mode: this.spec.policy.fencingMode, previousMode: previous?.mode, ...breakGlass },
       {
         nodeId: to,
         previousNodeId: previous?.nodeId,
