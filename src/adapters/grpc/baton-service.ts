@@ -77,10 +77,10 @@ function idempotencyKey(field: string, md: Metadata): string | undefined {
   return field || fromMetadata || undefined;
 }
 
-function deadlinePassed(call: ServerUnaryCall<unknown, unknown>): boolean {
+/** When the caller's deadline ends (epoch ms); Infinity: no deadline. */
+function deadlineAtMs(call: ServerUnaryCall<unknown, unknown>): number {
   const deadline = call.getDeadline();
-  const at = deadline instanceof Date ? deadline.getTime() : deadline; // Infinity: no deadline
-  return Date.now() >= at;
+  return deadline instanceof Date ? deadline.getTime() : deadline;
 }
 
 function expired(rpc: string): Partial<StatusObject> {
@@ -96,9 +96,7 @@ function context(call: ServerUnaryCall<unknown, unknown>): CallContext {
     requestId,
     metadata: call.metadata,
     budgetMs(requestedMs) {
-      const deadline = call.getDeadline();
-      const at = deadline instanceof Date ? deadline.getTime() : deadline; // Infinity: no deadline
-      return Math.max(0, Math.min(requestedMs, at - Date.now() - DEADLINE_MARGIN_MS));
+      return Math.max(0, Math.min(requestedMs, deadlineAtMs(call) - Date.now() - DEADLINE_MARGIN_MS));
     },
   };
 }
@@ -112,7 +110,7 @@ export function batonService(deps: BatonServiceDeps): pb.BatonServiceServer {
       // The caller gave up already: the call waited in this replica's queue past its deadline.
       // Running it now is work nobody waits for, and under overload that work is what piles up
       // (a node whose commit timed out sends the next try while the first is still running).
-      if (deadlinePassed(call)) {
+      if (Date.now() >= deadlineAtMs(call)) {
         callback(expired(rpc));
         return;
       }
