@@ -10,11 +10,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { minNodeLeaseTtlMs, parseConfig } from '../config/config.js';
 import { GrpcNodeControl } from '../adapters/node/node-control.js';
 import { PromMetrics } from '../adapters/telemetry/metrics.js';
 import { instrumentNodeControl } from '../adapters/telemetry/instrument.js';
 import { DEFAULT_POLICY, type NodeSpec } from '../core/chain.js';
-import { quietStandbyIntervalMs } from '../core/health.js';
+import { renewIntervalMs } from '../core/lease-book.js';
+import { steadyProbesPerS } from '../core/probe-plan.js';
 import { startSim } from '../devstack/sim.js';
 import { ControlServiceService, HealthRequest } from '../gen/evnode/admin/v1/control.js';
 import { intOption, runBenchmark, say } from './main.js';
@@ -46,9 +48,7 @@ function parseOptions(argv: string[]): Options | undefined {
 
 /** Node calls a steady chain of `nodes` costs per second under the default policy (lease at `leaseMs`). */
 function callsPerChainPerS(nodes: number, leaseMs: number): number {
-  const probes = 1000 / DEFAULT_POLICY.probeIntervalMs + ((nodes - 1) * 1000) / quietStandbyIntervalMs(DEFAULT_POLICY);
-  const renewals = 1000 / (0.2 * leaseMs);
-  return probes + renewals;
+  return steadyProbesPerS(DEFAULT_POLICY, nodes) + 1000 / renewIntervalMs(leaseMs);
 }
 
 interface Window {
@@ -111,7 +111,7 @@ async function run(opts: Options): Promise<number> {
   try {
     const baton = await measure(sim.pid, specs.length, opts.seconds, (i) => nodes.health(specs[i]!));
     const floor = await measure(sim.pid, specs.length, opts.seconds, bareCall);
-    const leaseMs = 4500; // the node lease bench:scale runs with (the minimum the default replica settings allow)
+    const leaseMs = minNodeLeaseTtlMs(parseConfig({})); // what bench:scale runs with: the shortest the default replica settings allow
     const perChain = callsPerChainPerS(3, leaseMs);
     for (const [name, w] of [['baton', baton], ['bare', floor]] as const) {
       say(`  ${name}: ${w.calls} calls in ${w.wallS.toFixed(1)} s (${w.failures} failed): caller ${w.callerUs.toFixed(0)} µs, node ${w.nodeUs.toFixed(0)} µs of CPU per call`);

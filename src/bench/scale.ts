@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { minNodeLeaseTtlMs, parseConfig } from '../config/config.js';
 import { DEFAULT_POLICY, type ChainPolicy, type FencingMode } from '../core/chain.js';
-import { quietStandbyIntervalMs } from '../core/health.js';
+import { steadyProbesPerS } from '../core/probe-plan.js';
 import { waitFor } from '../devstack/process.js';
 import { readActivityLog } from '../devstack/sim.js';
 import type { ActivityEntry } from '../sim/activity.js';
@@ -175,7 +175,7 @@ async function run(opts: Options): Promise<number> {
   const policy: ChainPolicy = { ...DEFAULT_POLICY, leaseTtlMs: minNodeLeaseTtlMs(config), blockTimeMs: opts.blockMs, probeIntervalMs: opts.probeMs, fencingMode: opts.mode };
   // What the probe plan asks of a steady fleet: the active every round, each quiet standby every
   // QUIET_STANDBY_EVERY rounds (core/probe-plan.ts).
-  const probeTarget = opts.chains * (1000 / policy.probeIntervalMs + ((opts.nodes - 1) * 1000) / quietStandbyIntervalMs(policy));
+  const probeTarget = opts.chains * steadyProbesPerS(policy, opts.nodes);
   say(
     `bench:scale chains=${opts.chains}x${opts.nodes} replicas=${opts.replicas} sims=${opts.sims} kills=${opts.kills} mode=${opts.mode} ` +
       `block=${policy.blockTimeMs}ms probe=${policy.probeIntervalMs}ms x${policy.failureThreshold} nodeLease=${policy.leaseTtlMs}ms ` +

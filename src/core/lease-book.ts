@@ -7,6 +7,11 @@ import type { LeaseView } from './decide.js';
 /** How often a healthy active's lease is renewed, as a fraction of its TTL. */
 const RENEW_FRACTION = 0.2;
 
+/** How often a healthy active with a lease of `ttlMs` is renewed (ms). */
+export function renewIntervalMs(ttlMs: number): number {
+  return Math.max(1, Math.floor(ttlMs * RENEW_FRACTION));
+}
+
 export class LeaseBook {
   private readonly bound = new Map<string, number>();
   private lastGrantOkSentMs: number | undefined;
@@ -57,7 +62,7 @@ export class LeaseBook {
     return {
       oldLeasesEndMs,
       lastGrantSentMs: this.lastGrantOkSentMs,
-      renewIntervalMs: Math.max(1, Math.floor(ttlMs * RENEW_FRACTION)),
+      renewIntervalMs: renewIntervalMs(ttlMs),
     };
   }
 }

@@ -22,6 +22,11 @@ export interface ProbePlanInput {
   readonly busy: boolean;
 }
 
+/** Probes a second a steady chain of `nodeCount` nodes costs under `policy` (the plan below). */
+export function steadyProbesPerS(policy: ChainPolicy, nodeCount: number): number {
+  return 1000 / policy.probeIntervalMs + ((nodeCount - 1) * 1000) / quietStandbyIntervalMs(policy);
+}
+
 /** The nodes to ask this round, in spec order. */
 export function nodesToProbe(input: ProbePlanInput): readonly NodeSpec[] {
   const { spec, leader, nodes, nowMs } = input;

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { nodesToProbe, type ProbePlanInput } from '../../src/core/probe-plan.js';
-import { ACTIVE, NOW, leader, nodes, obs, silent, spec } from './fixtures.js';
+import { nodesToProbe, steadyProbesPerS, type ProbePlanInput } from '../../src/core/probe-plan.js';
+import { ACTIVE, NOW, POLICY, leader, nodes, obs, silent, spec } from './fixtures.js';
 
 // b2 leads under TERM; a1 and c3 are quiet standbys. Probes every 250 ms, so a quiet standby is due
 // 1000 − 125 ms after its last report.
@@ -45,4 +45,9 @@ t.test('every node every round while anything is in doubt', async (t) => {
   t.same(plan(withLeader(obs('b2', { ...ACTIVE, term: 56n }))), all, 'producing under another term');
   t.same(plan(withLeader(obs('b2', ACTIVE, { advancedAt: NOW - 2500 }))), ['b2'], 'head still for exactly half the stall limit');
   t.same(plan(withLeader(obs('b2', ACTIVE, { advancedAt: NOW - 2501 }))), all, 'head still for more than half the stall limit');
+});
+
+t.test('what the plan costs a steady chain', async (t) => {
+  t.equal(steadyProbesPerS(POLICY, 3), 6, 'the active 4 times a second, each of 2 standbys once');
+  t.equal(steadyProbesPerS({ ...POLICY, probeIntervalMs: 500 }, 3), 3);
 });
