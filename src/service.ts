@@ -10,6 +10,7 @@ import { ReplicaCoordinator } from './core/replica.js';
 import type { Metrics, Tracer } from './core/telemetry.js';
 import { ChainSupervisor, type SupervisorEvent, type SupervisorStatus } from './core/supervisor.js';
 import type { EtcdKeys } from './adapters/etcd/keys.js';
+import type { ChainKeyListener } from './adapters/etcd/leader-directory.js';
 import { ReplicaSession, type Subscription } from './adapters/etcd/replica-session.js';
 import { PrefixWatch } from './adapters/etcd/watch.js';
 
@@ -40,7 +41,7 @@ export interface RuntimeDeps {
  */
 export interface ChainFeed {
   /** Every change under chains/ once the copy applied it, and every resync (re-created watch). */
-  subscribe(listener: { onKey(key: string): void; onResync(): void }): () => void;
+  subscribe(listener: ChainKeyListener): () => void;
   /** undefined while the copy is not loaded: the store is read instead. */
   chainSpecs(): ChainSpec[] | undefined;
 }
