@@ -188,7 +188,9 @@ export class EtcdChainStore implements ChainStore {
     if (res.succeeded) return toRevision(res.header.revision);
     const [sup, current, headNow] = res.responses.map((r) => firstKv(r));
     throwIfFenced(fence, sup);
-    if (rollback && (expected === undefined ? current === undefined : current !== undefined && toRevision(current.mod_revision) === expected)) {
+    // Fence and leader as expected: what failed is the rollback's compare on the head.
+    const leaderAsExpected = expected === undefined ? current === undefined : current !== undefined && toRevision(current.mod_revision) === expected;
+    if (rollback && leaderAsExpected) {
       throw new BatonError('CONFLICT', `head of ${chainId} changed since it was read; nothing rolled back`, {
         chainId,
         what: 'head',
