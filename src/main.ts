@@ -112,6 +112,7 @@ export async function serve(config: Config): Promise<Service> {
       ready: () => rt.ready(),
       supervisedChains: () => rt.supervisedChains(),
       statusOf: (chainId) => rt.statusOf(chainId),
+      recordedHead: (chainId) => leaders.headOf(chainId),
       monoMs: () => systemClock.monoMs(),
       wallMs: () => systemClock.wallMs(),
     });

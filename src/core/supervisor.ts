@@ -195,7 +195,9 @@ export class ChainSupervisor {
   }
 
   private async probe(node: NodeSpec): Promise<void> {
-    this.observations.set(node.id, await probeNode(this.deps.nodes, node, this.observations.get(node.id), () => this.now()));
+    const observation = await probeNode(this.deps.nodes, node, this.observations.get(node.id), () => this.now());
+    this.observations.set(node.id, observation);
+    this.change.metrics.probed(this.chainId, observation.consecutiveFailures === 0);
   }
 
   /** Writes the node health summary to etcd when it changed (the event stream reads it there). */

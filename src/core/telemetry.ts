@@ -60,6 +60,8 @@ export interface Metrics {
   leaderChanged(chainId: string, trigger: TermTrigger, term: bigint): void;
   /** The loop took a decision that acts (not a renewal): its kind, once per decision. */
   decision(chainId: string, kind: string): void;
+  /** The control loop probed a node (the probe rate; other Health calls are not probes). */
+  probed(chainId: string, ok: boolean): void;
 }
 
 const noopSpan: Span = {
@@ -83,6 +85,7 @@ export const noopMetrics: Metrics = {
   recordFailover: () => undefined,
   leaderChanged: () => undefined,
   decision: () => undefined,
+  probed: () => undefined,
 };
 
 /** W3C traceparent → trace id, or undefined when it is not one. */

@@ -60,7 +60,7 @@ t.test('tracer port: nested spans, a manual span, and a trace continued from a s
   t.equal(op.service, 'baton');
 });
 
-t.test('node RPCs: timed and counted always, traced only inside a recorded span', async (t) => {
+t.test('node RPCs: timed and counted always, traced only inside a recorded span; probes are the loop\'s own count', async (t) => {
   const metrics = new PromMetrics({ replicaId: 'unit', defaultMetrics: false });
   const fake = {
     deadlineMs: 100,
@@ -81,7 +81,13 @@ t.test('node RPCs: timed and counted always, traced only inside a recorded span'
   t.notOk(receiver.spans.some((s) => s.name === 'node Health'), 'a probe outside a span is not traced');
   const text = await metrics.text();
   t.equal(sample(text, 'baton_stale_term_rejections_total', { chain: 'chain-a', node: 'a1', rpc: 'RenewLease', replica: 'unit' }), 1, 'a stale-term refusal is counted');
-  t.equal(sample(text, 'baton_node_probes_total', { result: 'ok' }), 1, 'the probe is counted');
+  t.equal(sample(text, 'baton_node_rpc_duration_seconds_count', { rpc: 'Health', outcome: 'ok' }), 1, 'a Health call is timed');
+  t.equal(sample(text, 'baton_node_probes_total', { result: 'ok' }), undefined, 'but is not a probe: only the control loop counts those');
+  metrics.probed('chain-a', true);
+  metrics.probed('chain-a', false);
+  const after = await metrics.text();
+  t.equal(sample(after, 'baton_node_probes_total', { result: 'ok' }), 1, "the loop's probe is counted");
+  t.equal(sample(after, 'baton_node_probes_total', { result: 'error' }), 1, 'and its failed probe');
   t.equal(sample(text, 'baton_node_rpc_errors_total', { rpc: 'RenewLease', code: 'STALE_TERM' }), 1);
 });
 

@@ -76,6 +76,7 @@ function setup() {
     recordFailover: (_c, _m, trigger, outcome, ms) => failovers.push({ trigger, outcome, ms }),
     leaderChanged: (_c, trigger) => changes.push(trigger),
     decision: () => undefined,
+    probed: () => undefined,
   };
   let mono = 1000;
   const trace = new LeaderChangeTrace({ chainId: 'chain-a', tracer, metrics, monoMs: () => mono, wallMs: () => 1_700_000_000_000 + mono });

@@ -1,5 +1,7 @@
 // Who leads which chain, kept in memory from a watch, so `GET /v1/chains/{id}/leader` (what
-// leader-aware proxies poll) costs no etcd read. The same watch feeds the replica runtime (every
+// leader-aware proxies poll) costs no etcd read. It also keeps each chain's recorded unsafe head as
+// the watch last delivered it: in commit mode the nodes move the head on every block, and the
+// metrics read it here rather than from a supervisor's copy that is re-read every few seconds. The same watch feeds the replica runtime (every
 // chain key change, after it is applied here) and its list of chain specs, so a replica holds one
 // watch on chains/ and never reads every chain's keys to learn which chains exist. Every key is
 // applied only when its revision is newer than what is held for it, so the initial load and the
@@ -25,6 +27,15 @@ export interface LeaderLookup {
   leaderOf(chainId: string): LeaderEntry | undefined;
 }
 
+/** A chain's recorded unsafe head as the watch last delivered it (only what the metrics show). */
+export interface RecordedHeadEntry {
+  readonly number: number;
+  /** Block timestamp, in seconds. */
+  readonly timestamp: number;
+  /** The head key's mod revision. */
+  readonly revision: bigint;
+}
+
 export interface ChainKeyListener {
   onKey(key: string): void;
   onResync(): void;
@@ -40,6 +51,7 @@ interface Held {
 export class LeaderDirectory implements LeaderLookup {
   private readonly specs = new Map<string, Held>();
   private readonly leaders = new Map<string, Held>();
+  private readonly heads = new Map<string, Held>();
   private readonly endpoints = new Map<string, Map<string, string>>();
   /** The parsed spec of every chain whose spec key holds valid JSON. */
   private readonly parsedSpecs = new Map<string, ChainSpec>();
@@ -77,6 +89,18 @@ export class LeaderDirectory implements LeaderLookup {
     return { nodeId, term: leader.revision, endpoint: this.endpoints.get(chainId)?.get(nodeId) ?? null };
   }
 
+  /** The chain's recorded unsafe head as last delivered; undefined: none known here. */
+  headOf(chainId: string): RecordedHeadEntry | undefined {
+    const held = this.heads.get(chainId);
+    if (held?.value === undefined) return undefined;
+    try {
+      const v = JSON.parse(held.value) as { number: number; timestamp: number };
+      return { number: v.number, timestamp: v.timestamp, revision: held.revision };
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
    * Every chain's spec, as of the last change applied; undefined until the first load (and after
    * a failed one), when callers read etcd. A listener told of a spec change sees it here already.
@@ -110,11 +134,10 @@ export class LeaderDirectory implements LeaderLookup {
         this.apply('put', kv);
       }
       // Keys gone by the time of this read were deleted in a change the watch may have missed.
-      for (const [chainId, held] of this.specs) {
-        if (held.value !== undefined && held.revision < at && !seen.has(this.keys.spec(chainId))) this.set(this.specs, chainId, 'delete', at, undefined);
-      }
-      for (const [chainId, held] of this.leaders) {
-        if (held.value !== undefined && held.revision < at && !seen.has(this.keys.leader(chainId))) this.set(this.leaders, chainId, 'delete', at, undefined);
+      for (const [map, keyOf] of [[this.specs, (c: string) => this.keys.spec(c)], [this.leaders, (c: string) => this.keys.leader(c)], [this.heads, (c: string) => this.keys.head(c)]] as const) {
+        for (const [chainId, held] of map) {
+          if (held.value !== undefined && held.revision < at && !seen.has(keyOf(chainId))) this.set(map, chainId, 'delete', at, undefined);
+        }
       }
       this.loaded = true;
     } catch (err) {
@@ -137,10 +160,12 @@ export class LeaderDirectory implements LeaderLookup {
 
   private apply(type: 'put' | 'delete', kv: IKeyValue): void {
     const parsed = this.keys.parseChainKey(kv.key.toString());
-    if (!parsed || (parsed.kind !== 'spec' && parsed.kind !== 'leader')) return;
+    if (!parsed) return;
+    const map = parsed.kind === 'spec' ? this.specs : parsed.kind === 'leader' ? this.leaders : parsed.kind === 'head' ? this.heads : undefined;
+    if (!map) return;
     const revision = toRevision(kv.mod_revision);
     const value = type === 'put' ? kv.value.toString() : undefined;
-    this.set(parsed.kind === 'spec' ? this.specs : this.leaders, parsed.chainId, type, revision, value);
+    this.set(map, parsed.chainId, type, revision, value);
     if (parsed.kind === 'spec') this.indexEndpoints(parsed.chainId);
   }
 

@@ -12,9 +12,24 @@ export interface MetricsSource {
   ready(): { ready: boolean };
   supervisedChains(): string[];
   statusOf(chainId: string): SupervisorStatus | undefined;
+  /**
+   * The chain's recorded unsafe head as the chains/ watch last delivered it. In commit mode the
+   * nodes move the head with every block and a supervisor re-reads it only every few seconds, so
+   * the head gauges show whichever of the two is newer (by the head key's revision).
+   */
+  recordedHead?(chainId: string): RecordedHead | undefined;
   /** Monotonic ms (the supervisors' clock) and wall ms. */
   monoMs(): number;
   wallMs(): number;
+}
+
+/** What the head gauges show of a recorded unsafe head. */
+export interface RecordedHead {
+  readonly number: number;
+  /** Block timestamp, in seconds. */
+  readonly timestamp: number;
+  /** The head key's mod revision. */
+  readonly revision: bigint;
 }
 
 /** prom-client's default gauges named *_total, which `promtool check metrics` refuses. */
@@ -72,7 +87,7 @@ export class PromMetrics implements Metrics {
       labelNames: ['chain', 'node', 'rpc'],
       registers: [r],
     });
-    this.probes = new Counter({ name: 'baton_node_probes_total', help: 'Health probes of nodes, by result.', labelNames: ['result'], registers: [r] });
+    this.probes = new Counter({ name: 'baton_node_probes_total', help: 'Health probes of nodes by the control loop, by result (on-demand views and handoff polls are not counted).', labelNames: ['result'], registers: [r] });
     this.operations = new Counter({ name: 'baton_operations_total', help: 'Operator requests accepted (pending, scheduled) and ended (succeeded, failed, cancelled), by kind and state.', labelNames: ['kind', 'state'], registers: [r] });
     this.scrapeGauges();
   }
@@ -142,10 +157,13 @@ export class PromMetrics implements Metrics {
 
   nodeRpc(chainId: string | undefined, nodeId: string, rpc: string, seconds: number, errorCode: string | undefined): void {
     this.nodeRpcDuration.observe({ rpc, outcome: errorCode ? 'error' : 'ok' }, seconds);
-    if (rpc === 'Health') this.probes.inc({ result: errorCode ? 'error' : 'ok' });
     if (!errorCode) return;
     this.nodeRpcErrors.inc({ rpc, code: errorCode });
     if (errorCode === 'STALE_TERM') this.staleTermRejections.inc({ chain: chainId ?? '', node: nodeId, rpc });
+  }
+
+  probed(_chainId: string, ok: boolean): void {
+    this.probes.inc({ result: ok ? 'ok' : 'error' });
   }
 
   keepaliveAcked(latencyMs: number): void {
@@ -213,9 +231,10 @@ export class PromMetrics implements Metrics {
         hasLeader.set({ chain }, leader ? 1 : 0);
         producing.set({ chain }, isProducing ? 1 : 0);
         withoutLeader.set({ chain }, self.gap(chain, isProducing, now));
-        if (state.head) {
-          headNumber.set({ chain }, state.head.number);
-          headAge.set({ chain }, Math.max(0, wall / 1000 - state.head.timestamp));
+        const head = newerHead(state.head && { ...state.head, revision: state.headRevision }, src.recordedHead?.(chain));
+        if (head) {
+          headNumber.set({ chain }, head.number);
+          headAge.set({ chain }, Math.max(0, wall / 1000 - head.timestamp));
         }
         blockTime.set({ chain }, state.spec.policy.blockTimeMs / 1000);
         const isP = isPaused(state.pause, wall);
@@ -223,7 +242,7 @@ export class PromMetrics implements Metrics {
         pausedFor.set({ chain }, isP && state.pause ? Math.max(0, (wall - state.pause.sinceMs) / 1000) : 0);
         overridden.set({ chain }, state.override ? 1 : 0);
         pending.set({ chain }, state.intents.length);
-        const recorded = state.head?.number ?? 0;
+        const recorded = head?.number ?? 0;
         for (const node of state.spec.nodes) {
           const obs = status.nodes.get(node.id);
           const rep = obs?.report;
@@ -264,4 +283,10 @@ export class PromMetrics implements Metrics {
     if (total > done) this.leaderlessSeconds.inc({ chain }, total - done);
     this.counted.set(chain, Math.max(done, total));
   }
+}
+
+/** The later of two copies of a chain's recorded head (a rolled-back head is later, not higher). */
+function newerHead(a: RecordedHead | undefined, b: RecordedHead | undefined): RecordedHead | undefined {
+  if (!a || !b) return a ?? b;
+  return b.revision > a.revision ? b : a;
 }

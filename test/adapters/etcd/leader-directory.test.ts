@@ -97,3 +97,29 @@ t.test('lists specs from the watch and tells subscribers only after applying a c
   await waitFor('chain-feed-3 to be listed', () => dir.chainSpecs()?.some((s) => s.id === 'chain-feed-3') || undefined, 5000, 10);
   t.equal(seen.length, told, 'an unsubscribed listener hears nothing more');
 });
+
+t.test('keeps each chain recorded head as etcd moves it (commits), including a head already there at load', async (t) => {
+  await store.putSpec(specOf('chain-head'));
+  const fence = await session.acquire('chain-head');
+  if (!fence) throw new Error('could not supervise chain-head');
+  const next = { nodeId: 'n1', reason: 'test', fromHead: 0, mode: 'commit' as const };
+  const term = await store.writeLeader(fence, undefined, next, { ...next, previousNodeId: undefined, previousTerm: undefined, atMs: 0, supervisor: 'replica-dir', durationMs: undefined });
+  const hash = (n: number) => n.toString(16).padStart(64, '0');
+  const head = (n: number) => ({ number: n, hash: hash(n), parentHash: n === 1 ? '' : hash(n - 1), term, nodeId: 'n1', l1Origin: `l1-${n}`, timestamp: 1_700_000_000 + n });
+  const first = await store.commitHead({ chainId: 'chain-head', nodeId: 'n1', term, head: head(1) });
+
+  const dir = new LeaderDirectory(client, keys, 2000);
+  t.equal(dir.headOf('chain-head'), undefined, 'nothing before the first load');
+  await dir.start();
+  t.teardown(() => dir.close());
+  t.same(dir.headOf('chain-head'), { number: 1, timestamp: 1_700_000_001, revision: first.revision }, 'loaded: number, timestamp and the head key revision');
+
+  let last = first;
+  for (let n = 2; n <= 5; n++) last = await store.commitHead({ chainId: 'chain-head', nodeId: 'n1', term, head: head(n) });
+  await waitFor('head 5 from the watch', () => (dir.headOf('chain-head')?.number === 5 ? true : undefined), 5000, 10);
+  t.same(dir.headOf('chain-head'), { number: 5, timestamp: 1_700_000_005, revision: last.revision }, 'each commit arrives through the watch, with no read');
+
+  await store.deleteChain('chain-head');
+  await waitFor('the head to go with the chain', () => (dir.headOf('chain-head') === undefined ? true : undefined), 5000, 10);
+  t.pass('a deleted chain has no head here');
+});
