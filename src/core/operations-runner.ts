@@ -94,6 +94,11 @@ export class OperationRunner {
     return this.ops.size > 0;
   }
 
+  /** The kind and state of each unfinished operation of the chain, as last written. */
+  unfinished(): { kind: Operation['params']['kind']; state: Operation['state'] }[] {
+    return [...this.ops.values()].map((op) => ({ kind: op.params.kind, state: op.state }));
+  }
+
   stop(): void {
     this.cancelTimer?.();
     this.cancelTimer = undefined;

@@ -62,6 +62,8 @@ export interface SupervisorStatus {
   readonly nodes: ReadonlyMap<string, NodeObservation>;
   readonly state: ChainState | undefined;
   readonly lastFailoverAtMs: number | undefined;
+  /** Unfinished operations of the chain this supervisor has loaded: kind and state. */
+  readonly operations: readonly { readonly kind: string; readonly state: string }[];
 }
 
 function shape(reason: string): string {
@@ -162,6 +164,7 @@ export class ChainSupervisor {
       nodes: new Map(this.observations),
       state: this.state,
       lastFailoverAtMs: this.lastFailoverAtMs,
+      operations: this.runner.unfinished(),
     };
   }
 

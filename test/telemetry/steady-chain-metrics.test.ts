@@ -1,5 +1,6 @@
 // What /metrics shows of a healthy commit-mode chain. The probe counter counts the control loop's
-// probes. The unsafe head gauges follow its commits. In commit mode the
+// probes; a scheduled switchover shows among the unfinished operations until it is cancelled. The
+// unsafe head gauges follow its commits. In commit mode the
 // nodes move the recorded head with every block, not the supervisor, whose own copy of the chain
 // is re-read only every few seconds; the gauges read the head the chains/ watch last delivered.
 // Without that, the head age climbs past 3 block times between re-reads and the
@@ -7,6 +8,7 @@
 import t from 'tap';
 import { waitFor } from '../../src/devstack/process.js';
 import type { BatonProcess } from '../../src/devstack/baton.js';
+import { postJson } from '../helpers/rest.js';
 import { startStack } from '../helpers/stack.js';
 import { sample } from './prom-text.js';
 
@@ -56,4 +58,16 @@ t.test('commit mode: head number and age on /metrics keep up with the commits; p
   t.ok(distinct >= WATCH_MS / BLOCK_TIME_MS / 2, `the head number moved with the blocks: ${distinct} distinct values in ${scrapes} scrapes`);
   t.ok(numbers.every((n, i) => i === 0 || n >= numbers[i - 1]!), 'and never went back');
   t.ok(api.body.unsafeHead && api.body.unsafeHead.number >= numbers[numbers.length - 1]!, 'never ahead of etcd');
+
+  const scheduled = { kind: 'switchover', state: 'scheduled' };
+  const unfinished = async () => sample(await scrape(replica), 'baton_operations_unfinished', scheduled);
+  t.equal(await unfinished(), undefined, 'no unfinished operation yet');
+  const at = new Date(Date.now() + 3_600_000).toISOString();
+  const sw = await postJson<{ id: string }>(replica.url, `/v1/chains/${CHAIN}/switchover`, { scheduledAt: at, reason: 'maintenance window' });
+  t.equal(sw.status, 202, 'a switchover scheduled an hour ahead');
+  t.equal(await waitFor('the scheduled switchover on /metrics', async () => ((await unfinished()) === 1 ? 1 : undefined), 10_000, 100), 1, 'one scheduled switchover');
+  const cancel = await postJson<{ id: string }>(replica.url, `/v1/chains/${CHAIN}/switchover/cancel`, { reason: 'window moved' });
+  t.equal(cancel.status, 202, 'cancelled');
+  await waitFor('no unfinished operation on /metrics', async () => ((await unfinished()) === undefined ? true : undefined), 10_000, 100);
+  t.pass('gone once cancelled');
 });

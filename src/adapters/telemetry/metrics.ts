@@ -205,13 +205,14 @@ export class PromMetrics implements Metrics {
     const pausedFor = chainGauge('baton_chain_paused_seconds', 'How long the chain has been paused (0 when not).');
     const overridden = chainGauge('baton_chain_override_active', '1 while a break-glass override holds the chain (until cleared).');
     const pending = chainGauge('baton_chain_pending_operations', 'Unfinished operator requests of the chain.');
+    const unfinished = chainGauge('baton_operations_unfinished', 'Unfinished operator requests of the chains this replica supervises, by kind and state (pending, scheduled, running).', ['kind', 'state']);
     const nodeHealthy = chainGauge('baton_node_healthy', '1 when the last probe of the node succeeded and it reported healthy.', ['chain', 'node']);
     const nodeLag = chainGauge('baton_node_lag_blocks', 'Blocks the node is behind the recorded unsafe head (0 when level or ahead).', ['chain', 'node']);
     const nodeProducing = chainGauge('baton_node_producing', '1 when the node reports producing blocks (more than one per chain is a fencing breach).', ['chain', 'node']);
     const nodeHead = chainGauge('baton_node_head_number', 'Head height the node last reported.', ['chain', 'node']);
     const nodeFailures = chainGauge('baton_node_consecutive_probe_failures', 'Failed probes in a row.', ['chain', 'node']);
 
-    const all = [ready, supervised, term, hasLeader, producing, withoutLeader, headNumber, headAge, blockTime, paused, pausedFor, overridden, pending, nodeHealthy, nodeLag, nodeProducing, nodeHead, nodeFailures];
+    const all = [ready, supervised, term, hasLeader, producing, withoutLeader, headNumber, headAge, blockTime, paused, pausedFor, overridden, pending, unfinished, nodeHealthy, nodeLag, nodeProducing, nodeHead, nodeFailures];
     this.fillGauges = (): void => {
       const src = self.source;
       for (const g of all) g.reset();
@@ -242,6 +243,7 @@ export class PromMetrics implements Metrics {
         pausedFor.set({ chain }, isP && state.pause ? Math.max(0, (wall - state.pause.sinceMs) / 1000) : 0);
         overridden.set({ chain }, state.override ? 1 : 0);
         pending.set({ chain }, state.intents.length);
+        for (const o of status.operations) unfinished.inc({ kind: o.kind, state: o.state });
         const recorded = head?.number ?? 0;
         for (const node of state.spec.nodes) {
           const obs = status.nodes.get(node.id);
