@@ -1,9 +1,12 @@
 // `npm run bench:commit -- --chains 100 --seconds 20`: commit-mode throughput. Every chain's active
 // commits its next block in a closed loop (one commit in flight per chain: per-chain order is the
 // node's), all chains at once, through the same ControlPlane call the gRPC and REST handlers make
-// (validation, then one fenced etcd txn on term and head revision). For comparison, the same
-// process then runs the raw etcd put rate with the same concurrency on the same client: the ratio
-// says what fencing costs over a bare write. Progress goes to stderr, the JSON result to stdout.
+// (validation, then one fenced etcd txn on term and head revision). With `--via grpc` the commits
+// go the whole way a node's do instead: one gRPC connection per chain to real `baton serve`
+// replicas (separate processes), CommitUnsafeHead, its access check and the same ControlPlane call.
+// For comparison, the same process then runs the raw etcd put rate with the same concurrency on
+// the same client: the ratio says what fencing costs over a bare write. Progress goes to stderr,
+// the JSON result to stdout.
 import { mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +22,10 @@ import type { ChainStore, OperationStore } from '../core/ports.js';
 import type { Term } from '../core/term.js';
 import type { EventFeed } from '../adapters/etcd/event-feed.js';
 import { systemClock } from '../adapters/system-clock.js';
+import { DEFAULTS as DEFAULT_CONFIG } from '../config/config.js';
+import { startBaton, type BatonProcess } from '../devstack/baton.js';
 import { EtcdCluster } from '../devstack/etcd.js';
+import { GrpcHeadCommitter } from '../sim/committer.js';
 import { intOption, runBenchmark, say } from './main.js';
 import { percentile } from './measure.js';
 
@@ -28,13 +34,16 @@ const USAGE = `usage: npm run bench:commit -- [options]
   --chains N      chains committing at once, one commit in flight each (default 100)
   --seconds S     how long the commits run (default 20); the raw put rate runs as long
   --replicas N    Baton replicas (clients) the chains' commits are spread over (default 1)
-  --no-batch      one etcd request per commit (default: group commit, see commit-batcher.ts)`;
+  --no-batch      one etcd request per commit (default: group commit, see commit-batcher.ts)
+  --via W         call: the ControlPlane in this process (default); grpc: real \`baton serve\`
+                  replicas over gRPC, one connection per chain (--no-batch does not apply)`;
 
 interface Options {
   chains: number;
   seconds: number;
   replicas: number;
   batch: boolean;
+  via: 'call' | 'grpc';
 }
 
 function parseOptions(argv: string[]): Options | undefined {
@@ -45,12 +54,15 @@ function parseOptions(argv: string[]): Options | undefined {
       seconds: { type: 'string', default: '20' },
       replicas: { type: 'string', default: '1' },
       'no-batch': { type: 'boolean', default: false },
+      via: { type: 'string', default: 'call' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return undefined;
   const int = intOption;
-  return { chains: int('chains', values.chains, 1, 10_000), seconds: int('seconds', values.seconds, 1, 3600), replicas: int('replicas', values.replicas, 1, 8), batch: !values['no-batch'] };
+  if (values.via !== 'call' && values.via !== 'grpc') throw new Error(`--via: call or grpc, got ${values.via}`);
+  if (values.via === 'grpc' && values['no-batch']) throw new Error('--no-batch: the replicas batch as configured; it applies to --via call only');
+  return { chains: int('chains', values.chains, 1, 10_000), seconds: int('seconds', values.seconds, 1, 3600), replicas: int('replicas', values.replicas, 1, 8), batch: !values['no-batch'], via: values.via };
 }
 
 const hashOf = (chain: number, n: number) => `${chain.toString(16).padStart(8, '0')}${n.toString(16).padStart(56, '0')}`;
@@ -78,17 +90,20 @@ async function closedLoops(loops: number, ms: number, op: (loop: number, i: numb
 
 async function run(opts: Options): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'baton-bench-commit-'));
-  say(`bench:commit chains=${opts.chains} seconds=${opts.seconds} replicas=${opts.replicas} batch=${opts.batch} cpus=${cpus().length} load=${loadavg()[0]!.toFixed(2)} dir=${dir}`);
+  say(`bench:commit chains=${opts.chains} seconds=${opts.seconds} replicas=${opts.replicas} batch=${opts.batch} via=${opts.via} cpus=${cpus().length} load=${loadavg()[0]!.toFixed(2)} dir=${dir}`);
   const cluster = await EtcdCluster.start({ members: 1 });
   const keys = new EtcdKeys('/baton/');
   const clients = Array.from({ length: opts.replicas }, () => createEtcdClient({ endpoints: cluster.endpoints }));
-  const stores: ChainStore[] = clients.map((c) => new EtcdChainStore(c, keys, { batchCommits: opts.batch }));
+  // As main.ts builds it: a commit that waited for its batch longer than an etcd call may take is refused unsent.
+  const stores: ChainStore[] = clients.map((c) => new EtcdChainStore(c, keys, { batchCommits: opts.batch, commitMaxWaitMs: DEFAULT_CONFIG.etcd.callDeadlineMs }));
   const unused = undefined as unknown;
   const planes = stores.map(
     (store) =>
       new ControlPlane({ store, ops: unused as OperationStore & { listOperations: never }, events: unused as EventFeed, clock: systemClock, observe: async () => undefined }),
   );
   const session = await ReplicaSession.start({ client: clients[0]!, keys, replicaId: 'bench' });
+  const replicas: BatonProcess[] = [];
+  const committers: GrpcHeadCommitter[] = [];
   try {
     // Each chain gets a leader record (its term) written the way a supervisor writes it.
     const ids = Array.from({ length: opts.chains }, (_, i) => `chain-${String(i).padStart(5, '0')}`);
@@ -101,19 +116,34 @@ async function run(opts: Options): Promise<number> {
       terms.set(id, await stores[0]!.writeLeader(fence, undefined, next, { ...next, previousNodeId: undefined, previousTerm: undefined, atMs: Date.now(), supervisor: 'bench', durationMs: undefined }));
     }
     const heads = ids.map(() => 0);
-    const commits = await closedLoops(opts.chains, opts.seconds * 1000, async (loop) => {
-      const id = ids[loop]!;
-      const n = heads[loop]! + 1;
-      await planes[loop % planes.length]!.commitHead({
-        chainId: id,
+    let commitOne: (loop: number, n: number) => Promise<void> = (loop, n) =>
+      planes[loop % planes.length]!.commitHead({
+        chainId: ids[loop]!,
         nodeId: 'n1',
-        term: terms.get(id)!,
+        term: terms.get(ids[loop]!)!,
         number: n,
         hash: hashOf(loop, n),
         parentHash: hashOf(loop, n - 1),
         l1Origin: `l1:${Math.floor(n / 12)}`,
         timestamp: Math.floor(Date.now() / 1000),
-      });
+      }).then(() => undefined);
+    if (opts.via === 'grpc') {
+      // The bench's session holds every chain's supervisor key, so the replicas only serve commits.
+      // Insecure dev mode: every node is the one dev principal, whose request rate limit (policy,
+      // per principal; a node of its own is far below it) would otherwise cap the whole fleet.
+      const config = { limits: { ratePerSecond: 1_000_000, burst: 1_000_000 } };
+      for (let i = 0; i < opts.replicas; i++) replicas.push(await startBaton({ replicaId: `r${i + 1}`, etcd: cluster.endpoints, dir, config }));
+      const endpoints = replicas.map((r) => r.grpcAddress);
+      for (const id of ids) committers.push(new GrpcHeadCommitter(endpoints, undefined, id));
+      commitOne = async (loop, n) => {
+        const block = { number: n, hash: Buffer.from(hashOf(loop, n), 'hex'), parent: Buffer.from(hashOf(loop, n - 1), 'hex'), term: terms.get(ids[loop]!)!, nodeId: 'n1', timeMs: Date.now(), l1Origin: `l1:${Math.floor(n / 12)}` };
+        const outcome = await committers[loop]!.commit(ids[loop]!, block, DEFAULT_CONFIG.etcd.callDeadlineMs);
+        if (outcome.kind !== 'committed') throw new Error(`${ids[loop]} block ${n}: ${outcome.kind} (${outcome.reason})`);
+      };
+    }
+    const commits = await closedLoops(opts.chains, opts.seconds * 1000, async (loop) => {
+      const n = heads[loop]! + 1;
+      await commitOne(loop, n);
       heads[loop] = n;
     });
     // Every chain's recorded head is its last commit: nothing acknowledged was lost or reordered.
@@ -139,11 +169,14 @@ async function run(opts: Options): Promise<number> {
       seconds: opts.seconds,
       replicas: opts.replicas,
       batch: opts.batch,
+      via: opts.via,
       lost_commits: lost,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return lost > 0 ? 1 : 0;
   } finally {
+    for (const c of committers) c.close();
+    for (const r of replicas) await r.stop();
     await session.close();
     for (const c of clients) c.close();
     await cluster.stop();

@@ -96,7 +96,7 @@ export interface LimitsConfig {
 
 export type ConfigInput = { [K in keyof Config]?: Config[K] extends object ? Record<string, unknown> | unknown[] : unknown };
 
-const DEFAULTS = {
+export const DEFAULTS = {
   logLevel: 'info',
   etcd: { endpoints: ['http://127.0.0.1:2379'], prefix: '/baton/', callDeadlineMs: 2000 },
   replica: { leaseTtlS: 3, fenceMarginMs: 500, takeoverGraceMs: 2000, resyncMs: 5000 },
