@@ -407,12 +407,17 @@ export class ChainSupervisor {
     this.releaseSlot = release;
     this.detectedAtMs = this.now();
     this.lastFailoverAtMs = this.now();
-    // Detection began at the old leader's last good report.
-    const lastGood = this.observations.get(from)?.reportAtMs;
-    const lastGoodWallMs = lastGood === undefined ? undefined : this.deps.clock.wallMs() - (this.now() - lastGood);
-    const root = this.change.beginFailover(from, to, this.lastReason, this.spec.policy.fencingMode, lastGoodWallMs);
     // The decision was made on this leader: the txn compares its term, whatever is read below.
     const decidedOn = this.state?.leader;
+    // Detection began at the old leader's last good report.
+    const root = this.change.beginFailover({
+      from,
+      fromTerm: decidedOn?.term,
+      to,
+      reason: this.lastReason,
+      mode: this.spec.policy.fencingMode,
+      lastGoodMs: this.observations.get(from)?.reportAtMs,
+    });
     // In commit mode the head moves with every block without this supervisor reading it: read it
     // now, so that the new term records where it takes over (its start reads it again, exactly).
     if (decidedOn?.mode === 'commit') {
@@ -439,7 +444,7 @@ export class ChainSupervisor {
     return this.change.tracer.span('fence', attrs, (span) =>
       this.writeLeaderFenced(previous, to, reason, head, breakGlass, (term) => {
         span.set({ 'baton.term': term });
-        this.change.written(term, to, trigger, mode, parent, head !== undefined);
+        this.change.written({ term, nodeId: to, reason, trigger, mode, parent, handoff: head !== undefined });
       }),
     );
   }
