@@ -96,7 +96,7 @@ export class LeaderChangeTrace {
     const options = parent ? { parent } : {};
     this.tracer.start('detect', this.attrs({ 'baton.node': f.from, 'baton.term': f.fromTerm, 'baton.reason': f.reason }), { ...options, startWallMs: detectedFrom }).end();
     this.tracer.start('choose', this.attrs({ 'baton.node': f.to, 'baton.from': f.from, 'baton.term': f.fromTerm, 'baton.reason': f.reason }), options).end();
-    this.pendingRoot = { span: root, sinceMs: nowMono };
+    this.pendingRoot = { span: root, sinceMs: detectedFromMono };
     return root;
   }
 

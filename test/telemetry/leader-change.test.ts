@@ -118,6 +118,37 @@ t.test('an automatic failover: one root, steps in order with their attributes', 
   t.same(changes, ['auto']);
 });
 
+t.test('the failover histogram measures from detection (the old leader\'s last good report) to the first block', async (t) => {
+  const { tracer, failovers, trace, advance } = setup();
+  // The old leader last answered well at mono 500; the loop decides at mono 1000.
+  const root = trace.beginFailover({ from: 'a1', fromTerm: 5n, to: 'a2', reason: REASON, mode: 'lease', lastGoodMs: 500 });
+  await root.within(async () => {
+    advance(20);
+    const parent = tracer.carrier();
+    await tracer.span('fence', {}, async () => trace.written({ term: 7n, nodeId: 'a2', reason: REASON, trigger: 'auto', mode: 'lease', parent, handoff: false }));
+  });
+  advance(3000);
+  trace.started(7n);
+  advance(200);
+  trace.producing(7n, 42);
+  t.same(failovers, [{ trigger: 'auto', outcome: 'succeeded', ms: 500 + 20 + 3000 + 200 }], 'one observation, the 500 ms detection window included');
+  const detectStart = 1_700_000_000_500;
+  t.equal(tracer.named('detect').startWallMs, detectStart, 'the detect span starts where the observation starts');
+  t.equal(tracer.named('failover').startWallMs, detectStart, 'and so does the root');
+});
+
+t.test('a last good report not before the decision (or none) starts detection at the decision', async (t) => {
+  for (const lastGoodMs of [undefined, 1000, 1500]) {
+    const { tracer, failovers, trace, advance } = setup();
+    trace.beginFailover({ from: 'a1', fromTerm: 5n, to: 'a2', reason: REASON, mode: 'commit', lastGoodMs });
+    trace.written({ term: 7n, nodeId: 'a2', reason: REASON, trigger: 'auto', mode: 'commit', parent: undefined, handoff: false });
+    advance(700);
+    trace.producing(7n, 1);
+    t.same(failovers.map((f) => f.ms), [700], `last good ${lastGoodMs}: measured from the decision`);
+    t.equal(tracer.named('detect').startWallMs, 1_700_000_001_000, 'detect starts at the decision');
+  }
+});
+
 t.test("an operator's change hangs under the operation span; a handoff waits out no lease", async (t) => {
   const { tracer, failovers, trace } = setup();
   await tracer.span('switchover', {}, async () => {
