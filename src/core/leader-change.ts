@@ -5,7 +5,7 @@
 // an automatic failover, or the operation span that continues the operator's request.
 import type { FencingMode } from './chain.js';
 import type { Term } from './term.js';
-import { noopMetrics, noopTracer, type FailoverOutcome, type Metrics, type Span, type SpanAttrs, type TermTrigger, type TraceCarrier, type Tracer } from './telemetry.js';
+import { noopMetrics, noopTracer, traceIdOf, type FailoverOutcome, type Metrics, type Span, type SpanAttrs, type TermTrigger, type TraceCarrier, type Tracer } from './telemetry.js';
 
 interface Change {
   readonly term: Term;
@@ -163,13 +163,17 @@ export class LeaderChangeTrace {
     c.firstBlock = this.tracer.start('first-block', this.stepAttrs(c), options);
   }
 
-  /** A probe saw the leader of `term` producing: the change is over. */
-  producing(term: Term, headNumber: number): void {
+  /**
+   * A probe saw the leader of `term` producing: the change is over. Returns the id of the change's
+   * trace (for the log line that says so, written outside any span), if it was traced.
+   */
+  producing(term: Term, headNumber: number): string | undefined {
     const c = this.current;
-    if (!c || c.term !== term) return;
+    if (!c || c.term !== term) return undefined;
     if (!c.firstBlock) this.started(term);
     c.firstBlock?.set({ 'baton.head': headNumber });
     this.finish('succeeded');
+    return traceIdOf(c.parent);
   }
 
   /** This replica stops supervising the chain before the change ended. */

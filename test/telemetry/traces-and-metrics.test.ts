@@ -5,7 +5,9 @@
 //   node RPCs; the trace id is in the response, on the operation and on the audit record;
 // - the same over gRPC with the caller's W3C traceparent: the caller's trace, named by the
 //   `x-trace-id` trailer and the operation record, spans both replicas;
-// - a kill -9 of the active is one `failover` trace with its steps in order and their attributes;
+// - a kill -9 of the active is one `failover` trace with its steps in order and their attributes,
+//   and the supervisor's log lines about it (the decision, 'leader changed', 'leader producing')
+//   carry its trace id;
 // - /metrics scraped around that failover shows the histogram observation and the term change,
 //   and `promtool check metrics` accepts the live output.
 import { spawnSync } from 'node:child_process';
@@ -53,6 +55,27 @@ function descendants(spans: readonly ReceivedSpan[], root: ReceivedSpan): Receiv
     for (const c of childrenOf(spans, s)) {
       out.push(c);
       queue.push(c);
+    }
+  }
+  return out;
+}
+
+interface LogLine {
+  msg: string;
+  chain?: string;
+  traceId?: string;
+  [field: string]: unknown;
+}
+
+/** The JSON lines a replica wrote so far. */
+function logLines(replica: BatonProcess): LogLine[] {
+  const out: LogLine[] = [];
+  for (const l of readFileSync(replica.outputFile, 'utf8').split('\n')) {
+    if (!l.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(l) as LogLine);
+    } catch {
+      // a line being written
     }
   }
   return out;
@@ -252,6 +275,18 @@ t.test('a switchover via REST and a failover: traces in the receiver, metrics on
     t.ok(start && childrenOf(spans, start).some((s) => s.name === 'node StartSequencer'), 'StartSequencer is a child of the start step');
     t.ok(fence && descendants(spans, fence).some((s) => s.name === 'etcd write leader'), 'the fenced txn is a child of the fence step');
 
+    // The supervisor's lines about this failover carry its trace id; the decision is logged once.
+    const lines = await waitFor("the supervisor's 'leader producing' line", () => {
+      const all = logLines(supervisor).filter((l) => l.chain === CHAIN);
+      return all.some((l) => l.msg === 'leader producing' && l.node === next.nodeId && l.term === next.term.toString()) ? all : undefined;
+    }, 10_000);
+    const decided = lines.filter((l) => l.msg.startsWith(`${current.nodeId} `) && l.msg.includes(`failing over to ${next.nodeId}`));
+    t.equal(decided.length, 1, `the failover decision is logged once: ${decided.map((l) => l.msg).join(' | ')}`);
+    t.equal(decided[0]?.traceId, root.traceId, 'the decision line carries the failover trace id');
+    const changed = lines.find((l) => l.msg === 'leader changed' && l.to === next.nodeId && l.term === next.term.toString());
+    t.equal(changed?.traceId, root.traceId, "the 'leader changed' line carries it");
+    const producing = lines.find((l) => l.msg === 'leader producing' && l.node === next.nodeId && l.term === next.term.toString());
+    t.equal(producing?.traceId, root.traceId, "the 'leader producing' line carries it");
   });
 
   t.equal(receiver.rejected, 0, 'the receiver refused no export');
