@@ -5,21 +5,48 @@
 // an automatic failover, or the operation span that continues the operator's request.
 import type { FencingMode } from './chain.js';
 import type { Term } from './term.js';
-import { noopMetrics, noopTracer, type FailoverOutcome, type Metrics, type Span, type SpanAttrs, type TermTrigger, type TraceCarrier, type Tracer } from './telemetry.js';
+import { noopMetrics, noopTracer, traceIdOf, type FailoverOutcome, type Metrics, type Span, type SpanAttrs, type TermTrigger, type TraceCarrier, type Tracer } from './telemetry.js';
 
 interface Change {
   readonly term: Term;
   readonly nodeId: string;
+  /** Why the term was written: every later step of the change carries it. */
+  readonly reason: string;
   readonly trigger: TermTrigger;
   readonly mode: FencingMode;
   /** The span the steps hang under. */
   readonly parent: TraceCarrier | undefined;
-  /** Monotonic ms the change began (detection, or the operation's execution). */
+  /** Monotonic ms the change began: detection (the old leader's last good report), or the operation's execution. */
   readonly sinceMs: number;
   /** The root span this tracker owns (an automatic failover), ended with the change. */
   readonly root: Span | undefined;
   wait: Span | undefined;
   firstBlock: Span | undefined;
+}
+
+/** An automatic failover as the control loop decided it. */
+export interface FailoverStart {
+  readonly from: string;
+  /** The old leader's term: the term in force while the failure was detected and a successor chosen. */
+  readonly fromTerm: Term | undefined;
+  readonly to: string;
+  readonly reason: string;
+  readonly mode: FencingMode;
+  /** Monotonic ms of the old leader's last good report, where detection began (now when unknown). */
+  readonly lastGoodMs: number | undefined;
+}
+
+/** A new term was written: for whom, why, and under which span its later steps hang. */
+export interface WrittenTerm {
+  readonly term: Term;
+  readonly nodeId: string;
+  readonly reason: string;
+  readonly trigger: TermTrigger;
+  readonly mode: FencingMode;
+  /** The span that asked for the change. */
+  readonly parent: TraceCarrier | undefined;
+  /** A handoff's target is active at once (CompleteHandoff): no old lease is waited out. */
+  readonly handoff: boolean;
 }
 
 export interface LeaderChangeDeps {
@@ -45,23 +72,31 @@ export class LeaderChangeTrace {
     return { 'baton.chain': this.deps.chainId, ...extra };
   }
 
+  /** What every step after the new term says: chain, node, new term, why, fencing mode. */
+  private stepAttrs(c: Change): SpanAttrs {
+    return this.attrs({ 'baton.node': c.nodeId, 'baton.term': c.term, 'baton.reason': c.reason, 'baton.mode': c.mode });
+  }
+
   /**
    * An automatic failover begins: its root span (a trace of its own) with the detection (from the
-   * last good report of the old leader, `lastGoodWallMs`, to now) and the choice as its first steps.
+   * last good report of the old leader to now) and the choice as its first steps. The change, and
+   * the failover histogram, are measured from the start of detection. Until a new term exists the
+   * steps carry the old leader's term as `baton.term` (the term they act under).
    */
-  beginFailover(from: string, to: string, reason: string, mode: FencingMode, lastGoodWallMs: number | undefined): Span {
-    const now = this.deps.wallMs();
-    const detectedFrom = lastGoodWallMs !== undefined && lastGoodWallMs < now ? lastGoodWallMs : now;
+  beginFailover(f: FailoverStart): Span {
+    const nowMono = this.deps.monoMs();
+    const detectedFromMono = f.lastGoodMs !== undefined && f.lastGoodMs < nowMono ? f.lastGoodMs : nowMono;
+    const detectedFrom = this.deps.wallMs() - (nowMono - detectedFromMono);
     const root = this.tracer.start(
       'failover',
-      this.attrs({ 'baton.from': from, 'baton.node': to, 'baton.trigger': 'auto', 'baton.mode': mode, 'baton.reason': reason }),
+      this.attrs({ 'baton.from': f.from, 'baton.node': f.to, 'baton.trigger': 'auto', 'baton.mode': f.mode, 'baton.reason': f.reason }),
       { parent: null, startWallMs: detectedFrom },
     );
     const parent = root.carrier();
     const options = parent ? { parent } : {};
-    this.tracer.start('detect', this.attrs({ 'baton.node': from, 'baton.reason': reason }), { ...options, startWallMs: detectedFrom }).end();
-    this.tracer.start('choose', this.attrs({ 'baton.node': to, 'baton.reason': reason }), options).end();
-    this.pendingRoot = { span: root, sinceMs: this.deps.monoMs() };
+    this.tracer.start('detect', this.attrs({ 'baton.node': f.from, 'baton.term': f.fromTerm, 'baton.reason': f.reason }), { ...options, startWallMs: detectedFrom }).end();
+    this.tracer.start('choose', this.attrs({ 'baton.node': f.to, 'baton.from': f.from, 'baton.term': f.fromTerm, 'baton.reason': f.reason }), options).end();
+    this.pendingRoot = { span: root, sinceMs: detectedFromMono };
     return root;
   }
 
@@ -75,31 +110,31 @@ export class LeaderChangeTrace {
   }
 
   /**
-   * A new term was written (inside the `fence` span; `parent` is the span that asked for it). An
-   * unfinished earlier change is superseded. A handoff's target is active at once (CompleteHandoff),
-   * so no old lease is waited out: `handoff` skips that step.
+   * A new term was written (inside the `fence` span; `w.parent` is the span that asked for it). An
+   * unfinished earlier change is superseded.
    */
-  written(term: Term, nodeId: string, trigger: TermTrigger, mode: FencingMode, parent: TraceCarrier | undefined, handoff: boolean): void {
+  written(w: WrittenTerm): void {
     this.finish('superseded');
     const p = this.pendingRoot;
     this.pendingRoot = undefined;
-    this.metrics.leaderChanged(this.deps.chainId, trigger, term);
-    const ownRoot = trigger === 'auto' ? p?.span : undefined;
-    const under = ownRoot?.carrier() ?? parent;
+    this.metrics.leaderChanged(this.deps.chainId, w.trigger, w.term);
+    const ownRoot = w.trigger === 'auto' ? p?.span : undefined;
+    const under = ownRoot?.carrier() ?? w.parent;
     const options = under ? { parent: under } : { parent: null };
     const change: Change = {
-      term,
-      nodeId,
-      trigger,
-      mode,
+      term: w.term,
+      nodeId: w.nodeId,
+      reason: w.reason,
+      trigger: w.trigger,
+      mode: w.mode,
       parent: under,
-      sinceMs: trigger === 'auto' && p ? p.sinceMs : this.deps.monoMs(),
+      sinceMs: w.trigger === 'auto' && p ? p.sinceMs : this.deps.monoMs(),
       root: ownRoot,
       wait: undefined,
       firstBlock: undefined,
     };
-    ownRoot?.set({ 'baton.term': term });
-    if (!handoff) change.wait = this.tracer.start('wait-old-lease', this.attrs({ 'baton.node': nodeId, 'baton.term': term, 'baton.mode': mode }), options);
+    ownRoot?.set({ 'baton.term': w.term });
+    if (!w.handoff) change.wait = this.tracer.start('wait-old-lease', this.stepAttrs(change), options);
     this.current = change;
   }
 
@@ -115,7 +150,7 @@ export class LeaderChangeTrace {
     c.wait?.end();
     c.wait = undefined;
     const options = c.parent ? { parent: c.parent } : { parent: null };
-    return this.tracer.span('start', this.attrs({ 'baton.node': c.nodeId, 'baton.term': term, 'baton.mode': c.mode }), () => fn(), options);
+    return this.tracer.span('start', this.stepAttrs(c), () => fn(), options);
   }
 
   /** The new leader was told to produce (StartSequencer, or CompleteHandoff): wait for its first block. */
@@ -125,16 +160,20 @@ export class LeaderChangeTrace {
     c.wait?.end();
     c.wait = undefined;
     const options = c.parent ? { parent: c.parent } : { parent: null };
-    c.firstBlock = this.tracer.start('first-block', this.attrs({ 'baton.node': c.nodeId, 'baton.term': term }), options);
+    c.firstBlock = this.tracer.start('first-block', this.stepAttrs(c), options);
   }
 
-  /** A probe saw the leader of `term` producing: the change is over. */
-  producing(term: Term, headNumber: number): void {
+  /**
+   * A probe saw the leader of `term` producing: the change is over. Returns the id of the change's
+   * trace (for the log line that says so, written outside any span), if it was traced.
+   */
+  producing(term: Term, headNumber: number): string | undefined {
     const c = this.current;
-    if (!c || c.term !== term) return;
+    if (!c || c.term !== term) return undefined;
     if (!c.firstBlock) this.started(term);
     c.firstBlock?.set({ 'baton.head': headNumber });
     this.finish('succeeded');
+    return traceIdOf(c.parent);
   }
 
   /** This replica stops supervising the chain before the change ended. */

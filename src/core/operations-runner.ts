@@ -361,7 +361,9 @@ export class OperationRunner {
     const state = this.host.state()!;
     if (await this.controls.refusedByOverride(op)) return;
     if (isPaused(state.pause, this.host.wallMs())) return void (await this.fail(op, 'PAUSED', 'chain is paused: resume it first', 'check'));
-    const choice = await this.tracer.span('choose', this.attrs({ 'baton.from': state.leader?.nodeId }), async (span) => {
+    // Before the new term, the step acts under the old leader's: that is its `baton.term`.
+    const chooseAttrs = this.attrs({ 'baton.from': state.leader?.nodeId, 'baton.term': state.leader?.term });
+    const choice = await this.tracer.span('choose', chooseAttrs, async (span) => {
       const c = await this.chooseOrFail(op, params.candidate ?? resumeTo, state.leader);
       span.set({ 'baton.node': c?.to, 'baton.reason': c?.why });
       return c;

@@ -91,6 +91,8 @@ export class ChainSupervisor {
   private detectedAtMs: number | undefined;
   private releaseSlot: (() => Promise<void>) | undefined;
   private lastReason = '';
+  /** The line of an acting decision, written once inside its span (so it carries the trace id). */
+  private pendingLine: { level: 'info' | 'debug'; reason: string } | undefined;
   private publishedHealth = '';
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -255,7 +257,11 @@ export class ChainSupervisor {
         }
         const decision = decide(this.snapshot(this.state));
         this.note(decision.reason, decision);
-        await this.act(decision);
+        try {
+          await this.act(decision);
+        } finally {
+          this.writeDecisionLine(); // if the action ended before its span opened
+        }
       } catch (err) {
         this.handleError(err);
       }
@@ -299,18 +305,23 @@ export class ChainSupervisor {
     const report = this.observations.get(leader.nodeId)?.report;
     if (!report || !report.producing || report.term !== leader.term) return;
     this.leaderHasProduced = true;
-    this.change.producing(leader.term, report.headNumber);
+    // Written outside any span: the trace of the change it ends is named explicitly.
+    const traceId = this.change.producing(leader.term, report.headNumber);
     const sinceDetectMs = this.detectedAtMs === undefined ? undefined : this.now() - this.detectedAtMs;
     this.detectedAtMs = undefined;
     this.deps.log.info(
-      { chain: this.chainId, node: leader.nodeId, term: leader.term.toString(), head: report.headNumber, sinceDetectMs },
+      { chain: this.chainId, node: leader.nodeId, term: leader.term.toString(), head: report.headNumber, sinceDetectMs, traceId },
       'leader producing',
     );
     this.emit({ kind: 'leader-producing', chainId: this.chainId, nodeId: leader.nodeId, term: leader.term, headNumber: report.headNumber, sinceDetectMs });
     void this.releaseFailoverSlot();
   }
 
-  /** Keeps the reason; logs it once per shape, at info when it acts or `notable` says so. */
+  /**
+   * Keeps the reason; logs it once per shape, at info when it acts or `notable` says so. The line of
+   * a decision that acts is written by act(), inside the span of that decision (or of the failover
+   * it starts), so that it carries the trace id.
+   */
   private note(reason: string, decision?: Decision, notable = false): void {
     if (reason === this.lastReason) return;
     // Log a reason once per shape: "waiting 1200 ms" and "waiting 1050 ms" are the same story.
@@ -318,7 +329,9 @@ export class ChainSupervisor {
     this.lastReason = reason;
     if (sameStory) return;
     const acting = decision !== undefined && decision.actions.some((a) => a.kind !== 'renew' && a.kind !== 'record-head');
-    this.deps.log[acting || notable ? 'info' : 'debug']({ chain: this.chainId }, reason);
+    this.writeDecisionLine(); // an earlier one not written yet comes first
+    if (acting) this.pendingLine = { level: 'info', reason };
+    else this.deps.log[notable ? 'info' : 'debug']({ chain: this.chainId }, reason);
     this.emit({ kind: 'decision', chainId: this.chainId, reason });
     // Sleep until the next instant at which waiting could end (old leases), if that is sooner
     // than the next probe round.
@@ -328,6 +341,13 @@ export class ChainSupervisor {
       const wait = this.snapshot(state).lease.oldLeasesEndMs - this.now();
       if (wait > 0 && wait < 60_000) this.cancelWake = this.deps.scheduler.after(wait + 1, () => this.wake());
     }
+  }
+
+  /** Writes the line of the acting decision noted last, if not written yet; in the current span. */
+  private writeDecisionLine(): void {
+    const line = this.pendingLine;
+    this.pendingLine = undefined;
+    if (line) this.deps.log[line.level]({ chain: this.chainId }, line.reason);
   }
 
   private emit(event: SupervisorEvent): void {
@@ -367,12 +387,20 @@ export class ChainSupervisor {
     const kinds = decision.actions.map((a) => a.kind).filter((k) => k !== 'renew' && k !== 'record-head');
     // The same story again (a stop resent while an old lease runs out) is neither counted nor traced again.
     const story = shape(decision.reason);
-    if (kinds.length === 0 || story === this.lastActedStory) return run();
+    if (kinds.length === 0 || story === this.lastActedStory) {
+      this.writeDecisionLine();
+      return run();
+    }
     this.lastActedStory = story;
     for (const kind of kinds) this.change.metrics.decision(this.chainId, kind);
+    // A failover writes its line inside its own root span (see failover).
     if (kinds.includes('failover')) return run();
     const parent = this.change.parent();
-    return this.change.tracer.span('decision', { 'baton.chain': this.chainId, 'baton.reason': decision.reason, 'baton.actions': kinds.join(',') }, run, { parent: parent ?? null });
+    const attrs = { 'baton.chain': this.chainId, 'baton.reason': decision.reason, 'baton.actions': kinds.join(',') };
+    return this.change.tracer.span('decision', attrs, () => {
+      this.writeDecisionLine();
+      return run();
+    }, { parent: parent ?? null });
   }
 
   private async execute(action: Action): Promise<void> {
@@ -412,12 +440,17 @@ export class ChainSupervisor {
     this.releaseSlot = release;
     this.detectedAtMs = this.now();
     this.lastFailoverAtMs = this.now();
-    // Detection began at the old leader's last good report.
-    const lastGood = this.observations.get(from)?.reportAtMs;
-    const lastGoodWallMs = lastGood === undefined ? undefined : this.deps.clock.wallMs() - (this.now() - lastGood);
-    const root = this.change.beginFailover(from, to, this.lastReason, this.spec.policy.fencingMode, lastGoodWallMs);
     // The decision was made on this leader: the txn compares its term, whatever is read below.
     const decidedOn = this.state?.leader;
+    // Detection began at the old leader's last good report.
+    const root = this.change.beginFailover({
+      from,
+      fromTerm: decidedOn?.term,
+      to,
+      reason: this.lastReason,
+      mode: this.spec.policy.fencingMode,
+      lastGoodMs: this.observations.get(from)?.reportAtMs,
+    });
     // In commit mode the head moves with every block without this supervisor reading it: read it
     // now, so that the new term records where it takes over (its start reads it again, exactly).
     if (decidedOn?.mode === 'commit') {
@@ -425,7 +458,10 @@ export class ChainSupervisor {
       await this.refreshState();
     }
     try {
-      await root.within(() => this.writeLeader(decidedOn, to, `failover from ${from}: ${this.lastReason}`, undefined, 'auto'));
+      await root.within(() => {
+        this.writeDecisionLine();
+        return this.writeLeader(decidedOn, to, `failover from ${from}: ${this.lastReason}`, undefined, 'auto');
+      });
     } catch (err) {
       this.change.failoverNotWritten(isBatonError(err) ? err.code : 'ERROR', err instanceof Error ? err.message : String(err));
       throw err;
@@ -444,7 +480,7 @@ export class ChainSupervisor {
     return this.change.tracer.span('fence', attrs, (span) =>
       this.writeLeaderFenced(previous, to, reason, head, breakGlass, (term) => {
         span.set({ 'baton.term': term });
-        this.change.written(term, to, trigger, mode, parent, head !== undefined);
+        this.change.written({ term, nodeId: to, reason, trigger, mode, parent, handoff: head !== undefined });
       }),
     );
   }

@@ -55,7 +55,8 @@ export async function runSwitchover(ctx: SwitchoverContext, op: Operation, param
   if (!leader || !from || (!producing && resumeTo === undefined)) {
     return void (await ctx.fail(op, 'NOT_ACTIVE', 'no producing leader to hand over from', 'check'));
   }
-  const choice = await ctx.tracer.span('choose', ctx.attrs({ 'baton.from': leader.nodeId }), async (span) => {
+  // Until the new term is written, a step acts under the old one: that is its `baton.term`.
+  const choice = await ctx.tracer.span('choose', ctx.attrs({ 'baton.from': leader.nodeId, 'baton.term': leader.term }), async (span) => {
     const c = await ctx.chooseOrFail(op, params.target ?? resumeTo, leader);
     span.set({ 'baton.node': c?.to, 'baton.reason': c?.why });
     return c;
@@ -74,7 +75,7 @@ export async function runSwitchover(ctx: SwitchoverContext, op: Operation, param
   if (producing) await ctx.tracer.outside(() => nextBlock(host, from));
   let ticket: HandoffTicket;
   try {
-    const attrs = ctx.attrs({ 'baton.node': from.id, 'baton.term': leader.term, 'baton.target': target.id });
+    const attrs = ctx.attrs({ 'baton.node': from.id, 'baton.term': leader.term, 'baton.target': target.id, 'baton.reason': params.reason });
     ticket = await ctx.tracer.span('prepare', attrs, async (span) => {
       const t = await host.nodes.prepareHandoff(from, leader.term, target.id, params.reason);
       span.set({ 'baton.head': t.headNumber });
@@ -89,7 +90,8 @@ export async function runSwitchover(ctx: SwitchoverContext, op: Operation, param
   const steps: OperationStep[] = [ctx.stamp({ name: 'prepare', state: 'done', detail: `${from.id} stopped at head ${h}` })];
 
   // The target must hold exactly h before it may continue.
-  const caughtUp = await ctx.tracer.span('catch-up', ctx.attrs({ 'baton.node': target.id, 'baton.head': h }), async (span) => {
+  const catchUpAttrs = ctx.attrs({ 'baton.node': target.id, 'baton.term': leader.term, 'baton.head': h, 'baton.reason': params.reason });
+  const caughtUp = await ctx.tracer.span('catch-up', catchUpAttrs, async (span) => {
     const ok = await ctx.tracer.outside(() => waitForHead(host, target, h, ticket.headHash, catchUpTimeoutMs(host.spec())));
     if (!ok) span.fail('HEAD_BEHIND', `${target.id} did not reach head ${h}`);
     return ok;
@@ -100,7 +102,8 @@ export async function runSwitchover(ctx: SwitchoverContext, op: Operation, param
   // Phase 2: the new term (every other node is told at once), then the target continues at h+1.
   const term = await host.changeLeader(leader, target.id, `switchover (${params.reason}): ${choice.why}`, h, 'switchover');
   steps.push(ctx.stamp({ name: 'fence', state: 'done', detail: `term ${term} for ${target.id}` }));
-  const completed = await ctx.tracer.span('complete', ctx.attrs({ 'baton.node': target.id, 'baton.term': term, 'baton.head': h }), async (span) => {
+  const completeAttrs = ctx.attrs({ 'baton.node': target.id, 'baton.term': term, 'baton.head': h, 'baton.reason': params.reason });
+  const completed = await ctx.tracer.span('complete', completeAttrs, async (span) => {
     const c = await completeHandoff(host, target, ticket, term);
     if (c !== true) span.fail('NOT_ACTIVE', c);
     return c;
@@ -124,9 +127,11 @@ export async function runSwitchover(ctx: SwitchoverContext, op: Operation, param
  */
 async function rollback(ctx: SwitchoverContext, op: Operation, steps: OperationStep[], current: LeaderRecord, oldNodeId: string, head: number, why: string): Promise<void> {
   const host = ctx.host;
-  const term = await ctx.tracer.span('rollback', ctx.attrs({ 'baton.node': oldNodeId, 'baton.reason': why }), () =>
-    host.changeLeader(current, oldNodeId, `switchover rolled back: ${why}`, head, 'rollback'),
-  );
+  const term = await ctx.tracer.span('rollback', ctx.attrs({ 'baton.node': oldNodeId, 'baton.reason': why }), async (span) => {
+    const t = await host.changeLeader(current, oldNodeId, `switchover rolled back: ${why}`, head, 'rollback');
+    span.set({ 'baton.term': t });
+    return t;
+  });
   await ctx.save(
     op,
     { state: 'failed', error: { code: 'ABORTED', message: why }, result: { term: term.toString(), nodeId: oldNodeId, detail: `rolled back to ${oldNodeId} under term ${term}` } },

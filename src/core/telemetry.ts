@@ -54,7 +54,10 @@ export type FailoverOutcome = 'succeeded' | 'superseded' | 'abandoned';
 
 /** Domain measurements the control loop reports; scrape-time gauges are the adapter's business. */
 export interface Metrics {
-  /** A leader change ended: detection (or request) to the new leader's first block, or given up. */
+  /**
+   * A leader change ended: from the start of detection (the old leader's last good report; an
+   * operator's change: its execution) to the new leader's first block, or given up.
+   */
   recordFailover(chainId: string, mode: string, trigger: FailoverTrigger, outcome: FailoverOutcome, ms: number): void;
   /** A new term was written for the chain. */
   leaderChanged(chainId: string, trigger: TermTrigger, term: bigint): void;

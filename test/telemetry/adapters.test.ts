@@ -171,7 +171,8 @@ t.test('gRPC: one span per unary call, continuing the caller; the trace id in th
   const json = { serialize: (v: unknown) => Buffer.from(JSON.stringify(v)), deserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown };
   const definition = {
     failover: {
-      path: '/test.Ops/Failover', originalName: 'Failover', requestStream: false, responseStream: false,
+      // As ts-proto generates it: a camelCased key and no originalName; the span names the wire method.
+      path: '/test.Ops/Failover', requestStream: false, responseStream: false,
       requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize,
     },
   };

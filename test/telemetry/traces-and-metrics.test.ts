@@ -2,15 +2,22 @@
 // an OTLP/HTTP receiver inside the test, as Jaeger would get them:
 // - an API-driven switchover, sent to the replica that does NOT supervise the chain, is one trace
 //   from the REST request through the intent in etcd to the supervisor's handoff steps and their
-//   node RPCs; the trace id is in the response and on the operation;
-// - a kill -9 of the active is one `failover` trace with its steps in order and their attributes;
+//   node RPCs; the trace id is in the response, on the operation and on the audit record;
+// - the same over gRPC with the caller's W3C traceparent: the caller's trace, named by the
+//   `x-trace-id` trailer and the operation record, spans both replicas;
+// - a kill -9 of the active is one `failover` trace with its steps in order and their attributes,
+//   and the supervisor's log lines about it (the decision, 'leader changed', 'leader producing')
+//   carry its trace id;
 // - /metrics scraped around that failover shows the histogram observation and the term change,
 //   and `promtool check metrics` accepts the live output.
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import t from 'tap';
+import { credentials, Metadata } from '@grpc/grpc-js';
+import t, { type Test } from 'tap';
 import { waitFor } from '../../src/devstack/process.js';
 import type { BatonProcess } from '../../src/devstack/baton.js';
+import { BatonServiceClient, type SwitchoverResponse } from '../../src/gen/baton/v1/baton.js';
 import { startStack } from '../helpers/stack.js';
 import { childrenOf, OtlpReceiver, type ReceivedSpan } from './otlp-receiver.js';
 import { sample } from './prom-text.js';
@@ -51,6 +58,57 @@ function descendants(spans: readonly ReceivedSpan[], root: ReceivedSpan): Receiv
     }
   }
   return out;
+}
+
+interface LogLine {
+  msg: string;
+  chain?: string;
+  traceId?: string;
+  [field: string]: unknown;
+}
+
+/** The JSON lines a replica wrote so far. */
+function logLines(replica: BatonProcess): LogLine[] {
+  const out: LogLine[] = [];
+  for (const l of readFileSync(replica.outputFile, 'utf8').split('\n')) {
+    if (!l.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(l) as LogLine);
+    } catch {
+      // a line being written
+    }
+  }
+  return out;
+}
+
+/** Each named step span is there and names chain, node, term and a reason. */
+function assertSteps(t: Test, steps: readonly ReceivedSpan[], want: Record<string, { node: string; term: string }>): void {
+  for (const [name, w] of Object.entries(want)) {
+    const s = steps.find((x) => x.name === name);
+    t.match(s?.attributes, { 'baton.chain': CHAIN, 'baton.node': w.node, 'baton.term': w.term }, `${name}: chain ${CHAIN}, node ${w.node}, term ${w.term}`);
+    t.match(s?.attributes['baton.reason'], /\S/, `${name}: a reason`);
+  }
+}
+
+/** A unary gRPC Switchover: its response and the `x-trace-id` trailer. */
+function grpcSwitchover(client: BatonServiceClient, md: Metadata, reason: string): Promise<{ response: SwitchoverResponse; trailer: string }> {
+  return new Promise((resolve, reject) => {
+    let response: SwitchoverResponse | undefined;
+    let trailer: string | undefined;
+    const settle = () => {
+      if (response && trailer !== undefined) resolve({ response, trailer });
+    };
+    const req = { chainId: CHAIN, target: '', scheduledAt: undefined, reason, idempotencyKey: randomBytes(8).toString('hex') };
+    const call = client.switchover(req, md, { deadline: Date.now() + 10_000 }, (err, res) => {
+      if (err) return reject(err);
+      response = res;
+      settle();
+    });
+    call.on('status', (s) => {
+      trailer = String(s.metadata.get('x-trace-id')[0] ?? '');
+      settle();
+    });
+  });
 }
 
 t.test('a switchover via REST and a failover: traces in the receiver, metrics on /metrics', async (t) => {
@@ -101,25 +159,70 @@ t.test('a switchover via REST and a failover: traces in the receiver, metrics on
     t.match(exec.attributes, { 'baton.chain': CHAIN, 'baton.operation': op.id, 'baton.reason': 'telemetry test' }, 'operation span attributes');
     const steps = childrenOf(spans, exec);
     t.ok(inOrder(names(steps), ['choose', 'prepare', 'catch-up', 'fence', 'complete', 'first-block']), `steps in order: ${names(steps).join(', ')}`);
-    const fence = steps.find((s) => s.name === 'fence');
-    t.match(fence?.attributes, { 'baton.chain': CHAIN, 'baton.node': done.result?.nodeId, 'baton.term': done.result?.term }, 'the fence step names chain, node and term');
-    t.ok(fence?.attributes['baton.reason'], 'and the reason');
+    // Until the new term is written, a step names the term it acts under: the old leader's.
+    const target = done.result?.nodeId ?? '';
+    const newTerm = done.result?.term ?? '';
+    assertSteps(t, steps, {
+      choose: { node: target, term: first.term.toString() },
+      prepare: { node: first.nodeId, term: first.term.toString() },
+      'catch-up': { node: target, term: first.term.toString() },
+      fence: { node: target, term: newTerm },
+      complete: { node: target, term: newTerm },
+      'first-block': { node: target, term: newTerm },
+    });
     const below = descendants(spans, exec);
     t.ok(below.some((s) => s.name === 'node PrepareHandoff' && s.attributes['baton.node'] === first.nodeId), 'PrepareHandoff to the old active is a child span');
     t.ok(below.some((s) => s.name === 'node CompleteHandoff'), 'CompleteHandoff to the target is a child span');
     t.ok(below.some((s) => s.name === 'etcd write leader'), 'the fenced leader txn is a child span');
     t.notOk(spans.some((s) => s.name === 'node Health' && s.parentSpanId === ''), 'no probe is a trace of its own');
 
-    // The audit record of the request names the same trace.
-    const audit = await other.api.request<{ records: { operationId: string | null; traceId: string | null }[] }>('GET', `/v1/audit?chain=${CHAIN}`);
-    // (A replica built without an audit trail answers 503; the audit work wires it in serve().)
-    if (audit.status === 503) t.pass('the audit record stores the trace id', { skip: `audit trail not kept by this build: ${JSON.stringify(audit.body)}` });
-    else t.equal(audit.body.records?.find((r) => r.operationId === op.id)?.traceId, traceId, 'the audit record stores the trace id');
+    // The audit record of the request (written in the same txn as the intent) names the same trace.
+    const record = await waitFor('the audit trail to answer with the record of the request', async () => {
+      const audit = await other.api.request<{ records?: { operationId: string | null; traceId: string | null }[] }>('GET', `/v1/audit?chain=${CHAIN}`);
+      return audit.status === 200 ? audit.body.records?.find((r) => r.operationId === op.id) : undefined;
+    }, 10_000);
+    t.equal(record.traceId, traceId, 'the audit record stores the trace id');
 
     // The supervisor's log lines about this operation carry its trace id.
     const lines = readFileSync(supervisor.outputFile, 'utf8').split('\n').filter((l) => l.includes(op.id)).map((l) => JSON.parse(l) as { msg: string; traceId?: string });
     const steps2 = lines.filter((l) => l.msg === 'operation step');
     t.ok(steps2.length > 0 && steps2.every((l) => l.traceId === traceId), `its ${steps2.length} 'operation step' log lines carry the trace id`);
+  });
+
+  await t.test("gRPC Switchover with the caller's traceparent, sent to the replica that does not supervise the chain: one trace", async (t) => {
+    const from = await stack.waitForProducingLeader(CHAIN, 20_000);
+    const callerTraceId = randomBytes(16).toString('hex');
+    const callerSpanId = randomBytes(8).toString('hex');
+    const md = new Metadata();
+    md.set('traceparent', `00-${callerTraceId}-${callerSpanId}-01`);
+    const client = new BatonServiceClient(other.grpcAddress, credentials.createInsecure());
+    t.teardown(() => client.close());
+    const { response, trailer } = await grpcSwitchover(client, md, 'telemetry test over gRPC');
+    t.equal(trailer, callerTraceId, "the x-trace-id trailer names the caller's trace");
+    const opId = response.operation?.id ?? '';
+    t.equal(response.operation?.traceId, trailer, 'so does the operation in the response');
+
+    const done = await waitFor('the gRPC switchover to end', async () => {
+      const r = await other.api.request<{ state: string; traceId: string | null; result: { term?: string; nodeId?: string } | null }>('GET', `/v1/operations/${opId}`);
+      return ['succeeded', 'failed'].includes(r.body.state) ? r.body : undefined;
+    }, 30_000);
+    t.equal(done.state, 'succeeded', 'the switchover succeeded');
+    t.equal(done.traceId, trailer, 'the operation record stores the trailer\'s trace id');
+
+    const spans = await waitFor('the gRPC switchover trace to reach the receiver', () => {
+      const s = receiver.trace(callerTraceId);
+      return s.some((x) => x.name === 'first-block') && s.some((x) => x.name === 'switchover') ? s : undefined;
+    }, 20_000);
+    t.comment(`trace ${callerTraceId}: ${spans.map((s) => `${s.instance}:${s.name}`).join(', ')}`);
+    const call = spans.find((s) => s.name === 'grpc baton.v1.BatonService/Switchover');
+    t.equal(call?.instance, other.replicaId, 'the gRPC call span is made by the replica that took the call');
+    t.equal(call?.parentSpanId, callerSpanId, "and continues the caller's span");
+    const exec = spans.find((s) => s.name === 'switchover');
+    t.equal(exec?.instance, supervisorId, 'the switchover is executed, in the same trace, by the supervising replica');
+    t.ok(exec && spans.some((s) => s.spanId === exec.parentSpanId && s.instance === other.replicaId), 'its parent is a span of the call');
+    const below = exec ? descendants(spans, exec) : [];
+    t.ok(below.some((s) => s.name === 'node PrepareHandoff' && s.instance === supervisorId && s.attributes['baton.node'] === from.nodeId), 'PrepareHandoff to the old active is in the trace, below the switchover');
+    t.ok(below.some((s) => s.name === 'node CompleteHandoff' && s.instance === supervisorId), 'and CompleteHandoff to the target');
   });
 
   await t.test('kill -9 of the active: a failover trace, and the metrics show it', async (t) => {
@@ -158,11 +261,32 @@ t.test('a switchover via REST and a failover: traces in the receiver, metrics on
     t.ok(root.attributes['baton.reason'], 'the root says why');
     const steps = childrenOf(spans, root);
     t.ok(inOrder(names(steps), ['detect', 'choose', 'fence', 'wait-old-lease', 'start', 'first-block']), `steps in order: ${names(steps).join(', ')}`);
+    // detect and choose come before the new term: they name the old leader's, under which they acted.
+    assertSteps(t, steps, {
+      detect: { node: current.nodeId, term: current.term.toString() },
+      choose: { node: next.nodeId, term: current.term.toString() },
+      fence: { node: next.nodeId, term: next.term.toString() },
+      'wait-old-lease': { node: next.nodeId, term: next.term.toString() },
+      start: { node: next.nodeId, term: next.term.toString() },
+      'first-block': { node: next.nodeId, term: next.term.toString() },
+    });
     const fence = steps.find((s) => s.name === 'fence');
-    t.match(fence?.attributes, { 'baton.chain': CHAIN, 'baton.node': next.nodeId, 'baton.term': next.term.toString() }, 'the fence step names the new term');
     const start = steps.find((s) => s.name === 'start');
     t.ok(start && childrenOf(spans, start).some((s) => s.name === 'node StartSequencer'), 'StartSequencer is a child of the start step');
     t.ok(fence && descendants(spans, fence).some((s) => s.name === 'etcd write leader'), 'the fenced txn is a child of the fence step');
+
+    // The supervisor's lines about this failover carry its trace id; the decision is logged once.
+    const lines = await waitFor("the supervisor's 'leader producing' line", () => {
+      const all = logLines(supervisor).filter((l) => l.chain === CHAIN);
+      return all.some((l) => l.msg === 'leader producing' && l.node === next.nodeId && l.term === next.term.toString()) ? all : undefined;
+    }, 10_000);
+    const decided = lines.filter((l) => l.msg.startsWith(`${current.nodeId} `) && l.msg.includes(`failing over to ${next.nodeId}`));
+    t.equal(decided.length, 1, `the failover decision is logged once: ${decided.map((l) => l.msg).join(' | ')}`);
+    t.equal(decided[0]?.traceId, root.traceId, 'the decision line carries the failover trace id');
+    const changed = lines.find((l) => l.msg === 'leader changed' && l.to === next.nodeId && l.term === next.term.toString());
+    t.equal(changed?.traceId, root.traceId, "the 'leader changed' line carries it");
+    const producing = lines.find((l) => l.msg === 'leader producing' && l.node === next.nodeId && l.term === next.term.toString());
+    t.equal(producing?.traceId, root.traceId, "the 'leader producing' line carries it");
   });
 
   t.equal(receiver.rejected, 0, 'the receiver refused no export');

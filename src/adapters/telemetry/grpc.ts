@@ -21,7 +21,9 @@ export function traceGrpcService<T extends object>(serviceName: string, definiti
     const handler = (impl as Record<string, unknown>)[name];
     if (typeof handler !== 'function' || method.requestStream || method.responseStream) continue;
     const unary = handler as (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void;
-    const rpc = method.originalName ?? name;
+    // The method as on the wire (`/pkg.Service/Method`): ts-proto's definitions give no
+    // originalName, and their keys are camelCased.
+    const rpc = method.path.slice(method.path.lastIndexOf('/') + 1) || (method.originalName ?? name);
     out[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const parent = propagation.extract(ROOT_CONTEXT, carrierOf(call.metadata));
       const span = trace.getTracer(TRACER_NAME).startSpan(

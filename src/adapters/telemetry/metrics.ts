@@ -68,7 +68,7 @@ export class PromMetrics implements Metrics {
     }
     this.failoverDuration = new Histogram({
       name: 'baton_failover_duration_seconds',
-      help: 'Leader change from detection (or operator request) to the first block of the new leader, by fencing mode, trigger and outcome.',
+      help: 'Leader change from detection (the old leader\'s last good report; an operator\'s change: its execution) to the first block of the new leader, by fencing mode, trigger and outcome.',
       labelNames: ['chain', 'mode', 'trigger', 'outcome'],
       buckets: FAILOVER_BUCKETS,
       registers: [r],

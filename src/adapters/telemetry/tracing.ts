@@ -1,6 +1,6 @@
 // Traces over OpenTelemetry: one tracer provider per process, configured by the standard OTEL_*
 // environment (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_SERVICE_NAME,
-// OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_SDK_DISABLED), exported as OTLP/HTTP, so
+// OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and _ARG, OTEL_TRACES_EXPORTER, OTEL_SDK_DISABLED), exported as OTLP/HTTP, so
 // Jaeger's OTLP port (4318) takes it as is. Spans are made even without an exporter: trace ids still
 // go into responses, logs and operation records, and link them to each other.
 //
@@ -8,7 +8,16 @@
 import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Span as OtelSpan, type Tracer as OtelTracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  NodeTracerProvider,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type Sampler,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-node';
 import type { Span, SpanAttrs, SpanOptions, TraceCarrier, Tracer } from '../../core/telemetry.js';
 
 export const TRACER_NAME = 'baton';
@@ -28,13 +37,53 @@ interface ProcessTracing {
 
 let installed: ProcessTracing | undefined;
 
+/** What the OTEL_* environment asks of the tracer provider. */
+export interface TracingSetup {
+  /** False with OTEL_SDK_DISABLED=true: no provider, so no spans and no trace ids. */
+  readonly enabled: boolean;
+  /** Where spans are exported (OTLP/HTTP), or undefined when only trace ids are made. */
+  readonly exportTo: string | undefined;
+  /** OTEL_TRACES_SAMPLER (and OTEL_TRACES_SAMPLER_ARG), default parentbased_always_on. */
+  readonly sampler: Sampler;
+}
+
+/**
+ * Reads the OTEL_* variables Baton honours from `env`, rather than letting the SDK read
+ * process.env, so that what a given environment does can be tested.
+ */
+export function tracingSetup(env: NodeJS.ProcessEnv): TracingSetup {
+  const enabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase() !== 'true';
+  return { enabled, exportTo: enabled ? exportEndpoint(env) : undefined, sampler: samplerFrom(env) };
+}
+
 function exportEndpoint(env: NodeJS.ProcessEnv): string | undefined {
-  if (env.OTEL_SDK_DISABLED === 'true') return undefined;
-  if (env.OTEL_TRACES_EXPORTER !== undefined && env.OTEL_TRACES_EXPORTER !== 'otlp') return undefined;
+  const exporter = env.OTEL_TRACES_EXPORTER?.trim();
+  if (exporter && exporter !== 'otlp') return undefined; // 'none', or one Baton does not ship
   const traces = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
   if (traces) return traces;
   const base = env.OTEL_EXPORTER_OTLP_ENDPOINT;
   return base ? `${base.replace(/\/$/, '')}/v1/traces` : undefined;
+}
+
+/** The samplers of the OpenTelemetry specification; an unknown name gets the default. */
+function samplerFrom(env: NodeJS.ProcessEnv): Sampler {
+  const raw = env.OTEL_TRACES_SAMPLER_ARG?.trim();
+  const arg = raw ? Number(raw) : NaN;
+  const ratio = arg >= 0 && arg <= 1 ? arg : 1; // the specification's default for a missing or bad one
+  switch (env.OTEL_TRACES_SAMPLER?.trim()) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(ratio);
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+    default:
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
 }
 
 /**
@@ -43,12 +92,11 @@ function exportEndpoint(env: NodeJS.ProcessEnv): string | undefined {
  * API's no-op provider in place: no spans, no trace ids.
  */
 export function startTracing(opts: { replicaId: string; version?: string; env?: NodeJS.ProcessEnv }): Tracing {
-  const env = opts.env ?? process.env;
   if (!installed) {
-    if (env.OTEL_SDK_DISABLED === 'true') {
+    const { enabled, exportTo, sampler } = tracingSetup(opts.env ?? process.env);
+    if (!enabled) {
       installed = { provider: undefined, exportTo: undefined };
     } else {
-      const exportTo = exportEndpoint(env);
       const processors: SpanProcessor[] = [];
       // The exporter reads the rest of OTEL_EXPORTER_OTLP_* (headers, timeout) itself; JSON is
       // the encoding of the http exporter.
@@ -58,7 +106,7 @@ export function startTracing(opts: { replicaId: string; version?: string; env?: 
       const resource = defaultResource()
         .merge(resourceFromAttributes({ 'service.name': 'baton', 'service.version': opts.version ?? '0.1.0', 'service.instance.id': opts.replicaId }))
         .merge(detectResources({ detectors: [envDetector] }));
-      const provider = new NodeTracerProvider({ resource, spanProcessors: processors });
+      const provider = new NodeTracerProvider({ resource, sampler, spanProcessors: processors });
       provider.register();
       installed = { provider, exportTo };
     }
