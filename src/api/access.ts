@@ -89,6 +89,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   e('CancelSwitchover', 'operate', ['POST /v1/chains/:id/switchover/cancel'], 'CancelSwitchover', true),
   e('Pause', 'operate', ['POST /v1/chains/:id/pause'], 'Pause', true),
   e('Resume', 'operate', ['POST /v1/chains/:id/resume'], 'Resume', true),
+  e('SetFencingMode', 'operate', ['POST /v1/chains/:id/fencing-mode'], 'SetFencingMode', true),
   // Break-glass: forcing a node active and ending that are the override permission's alone.
   e('Override', 'override', ['POST /v1/chains/:id/override'], 'Override', true),
   e('ClearOverride', 'override', ['POST /v1/chains/:id/override/clear'], 'ClearOverride', true),

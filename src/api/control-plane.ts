@@ -175,9 +175,9 @@ export class ControlPlane {
       if (!spec) throw new BatonError('NOT_FOUND', `chain ${chainId} does not exist`, { chainId });
       if (!spec.nodes.some((n) => n.id === node)) throw new BatonError('NOT_FOUND', `node ${node} is not in chain ${chainId}`, { chainId, nodeId: node });
     }
-    // A break-glass override holds leadership until it is cleared: refused here at once (and again
-    // by the supervisor, should one be set in between).
-    if (params.kind === 'failover' || params.kind === 'switchover') {
+    // A break-glass override holds leadership (and the term it forced) until it is cleared: refused
+    // here at once (and again by the supervisor, should one be set in between).
+    if (params.kind === 'failover' || params.kind === 'switchover' || params.kind === 'set-fencing-mode') {
       const override = (await this.deps.store.read(chainId))?.override;
       if (override) {
         throw new BatonError('OVERRIDDEN', `break-glass override in force on ${chainId}: ${override.nodeId} forced active under term ${override.term}; clear it first`, {
@@ -299,6 +299,9 @@ export class ControlPlane {
   private validate(params: OperationParams): void {
     const now = this.deps.clock.wallMs();
     if (!params.reason || params.reason.trim() === '' || params.reason.length > 1000) throw new BatonError('INVALID_ARGUMENT', 'reason: required, at most 1000 characters');
+    if (params.kind === 'set-fencing-mode' && params.mode !== 'lease' && params.mode !== 'commit') {
+      throw new BatonError('INVALID_ARGUMENT', `mode: ${JSON.stringify(params.mode)} must be "lease" or "commit"`);
+    }
     if (params.kind === 'override' && !NODE_ID.test(params.nodeId)) throw new BatonError('INVALID_ARGUMENT', `nodeId: ${JSON.stringify(params.nodeId)} must match ${NODE_ID}`);
     if (params.kind === 'switchover' && params.scheduledAtMs !== undefined) {
       if (params.scheduledAtMs < now - 1000) throw new BatonError('INVALID_ARGUMENT', 'scheduledAt: is in the past');

@@ -104,6 +104,8 @@ class Ctl {
         return this.mutate(`/v1/chains/${c.chain}/pause`, { ...(c.until && { until: c.until }), reason: this.g.reason });
       case 'resume':
         return this.mutate(`/v1/chains/${c.chain}/resume`, { reason: this.g.reason });
+      case 'fencing-mode':
+        return this.mutate(`/v1/chains/${c.chain}/fencing-mode`, { mode: c.mode, reason: this.g.reason });
       case 'override':
         return this.mutate(`/v1/chains/${c.chain}/override`, { nodeId: c.node, reason: this.g.reason, ...(c.rollbackHead && { rollbackHead: true }) });
       case 'clear-override':

@@ -39,6 +39,8 @@ export interface OperationBook {
   ordered(): Operation[];
   /** The operation's new leader is awaited from now (its timeout starts). */
   started(op: Operation): void;
+  /** Monotonic ms since which the running operation is awaited (now, when not known: a new supervisor). */
+  since(op: Operation): number;
 }
 
 export class ChainControls {

@@ -1,9 +1,9 @@
 // Operator requests. Every mutation is an intent: the API validates it, writes it to etcd together
 // with its operation record (durable before the API answers 202), and the chain's supervisor
 // executes it. The operation record is what a caller polls: state, steps, timings, result.
-import type { HeadRef } from './chain.js';
+import type { FencingMode, HeadRef } from './chain.js';
 
-export type OperationKind = 'failover' | 'switchover' | 'pause' | 'resume' | 'cancel-switchover' | 'override' | 'clear-override';
+export type OperationKind = 'failover' | 'switchover' | 'pause' | 'resume' | 'cancel-switchover' | 'override' | 'clear-override' | 'set-fencing-mode';
 
 export type OperationState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
@@ -62,7 +62,26 @@ export interface ClearOverrideParams {
   readonly reason: string;
 }
 
-export type OperationParams = FailoverParams | SwitchoverParams | PauseParams | ResumeParams | CancelSwitchoverParams | OverrideParams | ClearOverrideParams;
+/**
+ * Switches the chain's fencing mode: the spec's policy.fencingMode is written under the supervision
+ * fence, then the loop's switch-mode decision gives the same active a new term in that mode (see
+ * core/fencing-mode.ts).
+ */
+export interface SetFencingModeParams {
+  readonly kind: 'set-fencing-mode';
+  readonly mode: FencingMode;
+  readonly reason: string;
+}
+
+export type OperationParams =
+  | FailoverParams
+  | SwitchoverParams
+  | PauseParams
+  | ResumeParams
+  | CancelSwitchoverParams
+  | OverrideParams
+  | ClearOverrideParams
+  | SetFencingModeParams;
 
 export interface OperationStep {
   readonly name: string;

@@ -2,7 +2,9 @@
 // supervisor's single-flight loop: pause, resume and the break-glass controls at once
 // (chain-controls.ts); a manual failover or an override by writing the new term (the loop's decide
 // then starts the new leader when it is safe); a switchover as a two-phase handoff with rollback
-// (switchover.ts). Every step is recorded on the operation, fenced on the supervisor key.
+// (switchover.ts); a fencing-mode switch by writing the spec's mode and waiting for the loop's
+// switch-mode term (fencing-mode.ts). Every step is recorded on the operation, fenced on the
+// supervisor key.
 //
 // An operation is `running` from the moment its target is chosen (recorded as result.nodeId) until
 // it ends. One found running without a new term (result.term) was interrupted between the choice
@@ -12,7 +14,8 @@ import type { ChainSpec, FencingMode, LeaderRecord, NodeSpec } from './chain.js'
 import { chooseTarget, type CandidateRanking } from './candidates.js';
 import { isBatonError, type ErrorCode } from './errors.js';
 import type { NodeObservation } from './observation.js';
-import { ChainControls } from './chain-controls.js';
+import { ChainControls, type OperationBook } from './chain-controls.js';
+import { FencingModeSwitch } from './fencing-mode.js';
 import { runSwitchover, type SwitchoverContext } from './switchover.js';
 import { isFinal, isPaused, type FailoverParams, type Operation, type OperationStep } from './operation.js';
 import type { BreakGlass, ChainState, Log, NodeControl, OperationStore, Scheduler, SupervisionFence } from './ports.js';
@@ -38,6 +41,8 @@ export interface RunnerHost {
    * written by the same txn.
    */
   changeLeader(previous: LeaderRecord | undefined, to: string, reason: string, fromHead?: number, trigger?: TermTrigger, breakGlass?: BreakGlass): Promise<Term>;
+  /** Writes the spec's fencing mode under the fence (ChainStore.setFencingMode); false: it had it already. */
+  setFencingMode(mode: FencingMode): Promise<boolean>;
   /** Records that a grant (start, renewal, handoff) under a term of `mode` is about to be sent to a node. */
   grantSent(nodeId: string, mode: FencingMode): number;
   grantConfirmed(sentAtMs: number): void;
@@ -66,16 +71,24 @@ export class OperationRunner {
   private cancelTimer: (() => void) | undefined;
   private timerAtMs: number | undefined;
   private readonly controls: ChainControls;
+  private readonly fencingMode: FencingModeSwitch;
   private readonly switchoverContext: SwitchoverContext;
 
   constructor(private readonly host: RunnerHost) {
-    this.controls = new ChainControls(host, {
+    const book: OperationBook = {
       save: (op, change, ...steps) => this.save(op, change, ...steps),
       fail: (op, code, message, step) => this.fail(op, code, message, step),
       wakeAfter: (ms) => this.wakeAfter(ms),
       ordered: () => this.ordered(),
       started: (op) => this.startedAtMs.set(op.id, this.host.monoMs()),
-    });
+      since: (op) => {
+        const at = this.startedAtMs.get(op.id) ?? this.host.monoMs();
+        this.startedAtMs.set(op.id, at);
+        return at;
+      },
+    };
+    this.controls = new ChainControls(host, book);
+    this.fencingMode = new FencingModeSwitch(host, book, () => failoverTimeoutMs(host.spec()));
     this.switchoverContext = {
       host,
       tracer: this.tracer,
@@ -125,6 +138,11 @@ export class OperationRunner {
         case 'clear-override':
           await this.traced(op, () => this.controls.clearOverride(op));
           return true;
+        case 'set-fencing-mode': {
+          const params = op.params;
+          await this.traced(op, () => this.fencingMode.start(op, params));
+          return true;
+        }
         case 'override': {
           // Its identity check reads the node's report: wait for the first probes, as a failover does.
           if (!this.probed()) continue;
@@ -287,6 +305,8 @@ export class OperationRunner {
   // ---- running operations ----------------------------------------------------------------------
 
   private continueRunning(op: Operation): Promise<boolean> {
+    // A mode switch waits for the loop's own switch-mode term, not for a term it wrote.
+    if (op.params.kind === 'set-fencing-mode') return this.fencingMode.check(op, op.params);
     return op.result?.term !== undefined ? this.checkRunning(op) : this.traced(op, () => this.resume(op));
   }
 

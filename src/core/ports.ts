@@ -119,6 +119,12 @@ export interface ChainStore {
    */
   commitHead(commit: HeadCommit): Promise<CommitResult>;
   history(chainId: string, limit: number): Promise<TermRecord[]>;
+  /**
+   * Sets the spec's policy.fencingMode, fenced on the supervisor key and on the spec revision it
+   * read (no lost update of a concurrent spec PUT: CONFLICT). False, writing nothing, when the spec
+   * already has that mode. NOT_FOUND when the chain has no spec; FENCED when the fence no longer holds.
+   */
+  setFencingMode(fence: SupervisionFence, mode: FencingMode): Promise<boolean>;
   /** Publishes the chain's node health summary (for the event stream), fenced on the supervisor key. */
   publishHealth(fence: SupervisionFence, health: readonly NodeHealth[]): Promise<void>;
   getFleetSettings(): Promise<FleetSettings>;
@@ -226,8 +232,8 @@ export interface OperationStore {
   /**
    * Makes a request durable: writes the operation (state `pending`, or `scheduled` for a future
    * switchover) and the chain's intent key in ONE txn, before the API answers 202. The chain must
-   * exist (NOT_FOUND). A failover or switchover also takes the chain's leadership-operation lock:
-   * while one is unfinished another is refused with CONFLICT. With an idempotency key, a replay of
+   * exist (NOT_FOUND). A failover, switchover or set-fencing-mode also takes the chain's
+   * leadership-operation lock: while one is unfinished another is refused with CONFLICT. With an idempotency key, a replay of
    * the same request returns the first operation (`replayed: true`) and writes nothing; the same key
    * with a different request is IDEMPOTENCY_MISMATCH.
    */
@@ -237,7 +243,7 @@ export interface OperationStore {
   pending(chainId: string): Promise<Operation[]>;
   /**
    * The supervisor records progress, fenced on its supervisor key. When the operation reaches a
-   * final state its intent key and, for failover/switchover, the chain's lock are removed in the
+   * final state its intent key and, for those that took it, the chain's lock are removed in the
    * same txn.
    */
   update(fence: SupervisionFence, operation: Operation): Promise<void>;

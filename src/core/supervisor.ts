@@ -124,6 +124,7 @@ export class ChainSupervisor {
       monoMs: () => this.now(),
       wallMs: () => deps.clock.wallMs(),
       changeLeader: (previous, to, reason, fromHead, trigger, breakGlass) => this.writeLeader(previous, to, reason, fromHead, trigger ?? 'operator', breakGlass),
+      setFencingMode: (mode) => deps.store.setFencingMode(deps.fence, mode),
       grantSent: (nodeId, mode) => this.leases.sent(nodeId, this.now(), this.spec.policy.leaseTtlMs, mode),
       grantConfirmed: (sentAt) => this.leases.confirmed(sentAt),
       wake: () => this.storeChanged(),

@@ -48,6 +48,8 @@ t.test('parse: defaults, globals anywhere, command options', async (t) => {
   t.same(ok(['override', 'chain-a', 'n3', '--reason', 'INC-1']).command, { name: 'override', chain: 'chain-a', node: 'n3', rollbackHead: false });
   t.same(ok(['override', 'chain-a', 'n3', '--rollback-head', '--reason', 'INC-1']).command, { name: 'override', chain: 'chain-a', node: 'n3', rollbackHead: true });
   t.same(ok(['clear-override', 'chain-a', '--reason', 'INC-1 over']).command, { name: 'clear-override', chain: 'chain-a' });
+  t.same(ok(['fencing-mode', 'chain-a', 'commit', '--reason', 'CHG-42']).command, { name: 'fencing-mode', chain: 'chain-a', mode: 'commit' });
+  t.same(ok(['fencing-mode', 'chain-a', 'lease']).command, { name: 'fencing-mode', chain: 'chain-a', mode: 'lease' });
   t.same(ok(['settings', '--auto-failover', 'off', '--max-concurrent', '4']).command, { name: 'settings', autoFailover: false, maxConcurrent: 4 });
   t.same(ok(['settings']).command, { name: 'settings', autoFailover: undefined, maxConcurrent: undefined });
   t.same(ok(['events', '--follow', '--chain', 'chain-b']).command, { name: 'events', follow: true, chain: 'chain-b', after: undefined });
@@ -87,6 +89,11 @@ t.test('parse: usage errors name the problem', async (t) => {
     [['override', 'chain-a', 'n3', '--reason', 'x', '--rollback-head=yes'], /rollback-head/],
     [['failover', 'chain-a', '--rollback-head', '--reason', 'x'], /rollback-head/],
     [['clear-override', 'chain-a'], /clear-override: --reason TEXT is required/],
+    [['fencing-mode', 'chain-a'], /fencing-mode: missing MODE/],
+    [['fencing-mode', 'chain-a', 'raft'], /fencing-mode: MODE must be lease or commit, got "raft"/],
+    [['fencing-mode', 'chain-a', 'COMMIT'], /MODE must be lease or commit/],
+    [['fencing-mode', 'Chain_A', 'commit'], /CHAIN "Chain_A" is not valid/],
+    [['fencing-mode', 'chain-a', 'commit', 'lease'], /unexpected argument "lease"/],
     [['resume', 'chain-a', '--idempotency-key', 'has space'], /--idempotency-key/],
     [['settings', '--auto-failover', 'maybe'], /--auto-failover must be on or off/],
     [['settings', '--max-concurrent', '0'], /--max-concurrent must be between 1 and 1000/],
@@ -245,6 +252,16 @@ t.test('override and clear-override post the break-glass requests', async (t) =>
   const rb = await ctlIn(url, ['override', 'chain-a', 'a3', '--reason', 'INC-8', '--rollback-head']);
   t.equal(rb.code, 0, rb.err);
   t.same(seen[2]!.body, { nodeId: 'a3', reason: 'INC-8', rollbackHead: true }, '--rollback-head sends rollbackHead: true');
+});
+
+t.test('fencing-mode posts the mode and the reason, and waits for the operation', async (t) => {
+  const { url, seen } = await fakeBaton(t, {
+    'POST /v1/chains/chain-a/fencing-mode': () => ({ status: 202, body: op('succeeded', { result: { nodeId: 'a1', term: '15', detail: 'a1 leads under term 15 in commit mode' } }) }),
+  });
+  const r = await ctlIn(url, ['fencing-mode', 'chain-a', 'commit', '--reason', 'CHG-42']);
+  t.equal(r.code, 0, r.err);
+  t.same(seen[0]!.body, { mode: 'commit', reason: 'CHG-42' });
+  t.match(r.out, /term 15/);
 });
 
 t.test('--no-wait prints the operation id; an unfinished wait exits 3', async (t) => {

@@ -148,6 +148,24 @@ export function chainStoreContract(t: Test, makeStore: () => Promise<ContractHar
     t.equal((await h.store.history('chain-a', 10)).length, 1, 'no history entry added');
   });
 
+  withStore('setFencingMode writes only the spec\'s mode, under the fence; the same mode writes nothing', async (t, h) => {
+    const { fence, write } = await supervised(h, 'chain-a');
+    const term = await write(undefined, 'n1');
+    t.equal(await h.store.setFencingMode(fence, 'commit'), true, 'lease -> commit is written');
+    const spec = await h.store.getSpec('chain-a');
+    t.same(spec, { ...specOf('chain-a'), policy: { ...DEFAULT_POLICY, fencingMode: 'commit' } }, 'only policy.fencingMode changed');
+    const state = await h.store.read('chain-a');
+    t.equal(state?.leader?.term, term, 'no new term: the supervisor loop writes it');
+    t.equal(state?.leader?.mode, 'lease', 'the leader record keeps the mode of its term');
+    t.equal(await h.store.setFencingMode(fence, 'commit'), false, 'already commit: nothing written');
+    t.same(await h.store.getSpec('chain-a'), spec, 'spec unchanged');
+    await rejectsWith(t, h.store.setFencingMode(fence, 'raft' as never), 'INVALID_ARGUMENT', 'an unknown mode');
+    t.same(await h.store.getSpec('chain-a'), spec, 'spec unchanged after a refused mode');
+    await h.steal('chain-a');
+    await rejectsWith(t, h.store.setFencingMode(fence, 'lease'), 'FENCED', 'setFencingMode with a deposed fence');
+    t.equal((await h.store.getSpec('chain-a'))?.policy.fencingMode, 'commit', 'a deposed supervisor changed nothing');
+  });
+
   withStore('recordHead only moves forward, on the current term and the head it read', async (t, h) => {
     const { fence, write } = await supervised(h, 'chain-a');
     const term1 = await write(undefined, 'n1');

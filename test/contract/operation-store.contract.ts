@@ -90,6 +90,8 @@ export function operationStoreContract(t: Test, makeStore: () => Promise<Operati
     await rejectsWith(t, submit(h, 'chain-a', { kind: 'failover', reason: 'x', candidate: '' }), 'INVALID_ARGUMENT', 'empty candidate');
     await rejectsWith(t, submit(h, 'chain-a', { kind: 'pause', reason: 'x', untilMs: -1 }), 'INVALID_ARGUMENT', 'negative untilMs');
     await rejectsWith(t, submit(h, 'chain-a', failover(), idem('')), 'INVALID_ARGUMENT', 'empty idempotency key');
+    await rejectsWith(t, submit(h, 'chain-a', { kind: 'set-fencing-mode', mode: 'raft', reason: 'x' } as unknown as OperationParams), 'INVALID_ARGUMENT', 'unknown fencing mode');
+    await rejectsWith(t, submit(h, 'chain-x', { kind: 'set-fencing-mode', mode: 'commit', reason: 'x' }), 'NOT_FOUND', 'unknown chain, set-fencing-mode');
     t.equal(await h.revision(), before, 'nothing written');
     t.same(await h.store.pending('chain-a'), []);
   });
@@ -109,6 +111,17 @@ export function operationStoreContract(t: Test, makeStore: () => Promise<Operati
     const cancel = (await submit(h, 'chain-a', { kind: 'cancel-switchover', reason: 'no' })).operation;
     t.same((await h.store.pending('chain-a')).map((o) => o.id), [first.id, paused.id, resumed.id, cancel.id], 'oldest first');
     t.ok(await submit(h, 'chain-b', failover()), 'another chain is not locked');
+  });
+
+  withStore('a fencing-mode switch holds the leadership lock like a failover, until it ends', async (t, h) => {
+    await h.chains.putSpec(specOf('chain-a'));
+    const mode = (await submit(h, 'chain-a', { kind: 'set-fencing-mode', mode: 'commit', reason: 'CHG-42' })).operation;
+    t.same(mode.params, { kind: 'set-fencing-mode', mode: 'commit', reason: 'CHG-42' }, 'stored with its mode, nothing else');
+    await rejectsWith(t, submit(h, 'chain-a', failover()), 'CONFLICT', 'a failover while the mode switch is unfinished');
+    await rejectsWith(t, submit(h, 'chain-a', { kind: 'set-fencing-mode', mode: 'lease', reason: 'x' }), 'CONFLICT', 'another mode switch');
+    const fence = await h.acquire('chain-a');
+    await h.store.update(fence, { ...mode, state: 'succeeded', result: { detail: 'already commit' }, updatedAtMs: START_MS });
+    t.ok(await submit(h, 'chain-a', failover()), 'lock released once it ended');
   });
 
   withStore('idempotent replay returns the first operation and writes nothing; another request is a mismatch', async (t, h) => {

@@ -72,6 +72,7 @@ const REST: Record<string, RestRequest> = {
   'POST /v1/chains/:id/switchover/cancel': { method: 'POST', path: '/v1/chains/chain-a/switchover/cancel', body: { reason: 'matrix' } },
   'POST /v1/chains/:id/pause': { method: 'POST', path: '/v1/chains/chain-a/pause', body: { reason: 'matrix' } },
   'POST /v1/chains/:id/resume': { method: 'POST', path: '/v1/chains/chain-a/resume', body: { reason: 'matrix' } },
+  'POST /v1/chains/:id/fencing-mode': { method: 'POST', path: '/v1/chains/chain-a/fencing-mode', body: { mode: 'commit', reason: 'matrix' } },
   'POST /v1/chains/:id/override': { method: 'POST', path: '/v1/chains/chain-a/override', body: { nodeId: 'chain-a-2', reason: 'matrix' } },
   'POST /v1/chains/:id/override/clear': { method: 'POST', path: '/v1/chains/chain-a/override/clear', body: { reason: 'matrix' } },
   'POST /v1/chains/:id/head': { method: 'POST', path: '/v1/chains/chain-a/head', body: { nodeId: 'chain-a-1', term: '1', head } },
@@ -102,6 +103,7 @@ const GRPC: Record<string, GrpcCall> = {
   CancelSwitchover: unary('cancelSwitchover', { chainId: 'chain-a', reason: 'matrix' }),
   Pause: unary('pause', { chainId: 'chain-a', reason: 'matrix' }),
   Resume: unary('resume', { chainId: 'chain-a', reason: 'matrix' }),
+  SetFencingMode: unary('setFencingMode', { chainId: 'chain-a', mode: 2, reason: 'matrix' }),
   Override: unary('override', { chainId: 'chain-a', nodeId: 'chain-a-2', reason: 'matrix' }),
   ClearOverride: unary('clearOverride', { chainId: 'chain-a', reason: 'matrix' }),
   CommitUnsafeHead: unary('commitUnsafeHead', {

@@ -10,7 +10,7 @@ import type { IKeyValue, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
 import type { NewAuditRecord } from '../../api/audit.js';
 import { systemClock } from '../system-clock.js';
 import { auditPut } from './audit-log.js';
-import type { ChainSpec, LeaderRecord, TermRecord, UnsafeHead } from '../../core/chain.js';
+import type { ChainSpec, FencingMode, LeaderRecord, TermRecord, UnsafeHead } from '../../core/chain.js';
 import { BatonError, isBatonError } from '../../core/errors.js';
 import type { OverrideRecord, PauseRecord } from '../../core/operation.js';
 import { judgeCommit, type CommitBase, type CommitResult, type HeadCommit } from '../../core/commit.js';
@@ -323,6 +323,31 @@ export class EtcdChainStore implements ChainStore {
     // Keys are zero-padded previous terms, so descending key order is newest first.
     const res = await this.txn('read history', { success: [op.getPrefix(prefix, { limit, descending: true })] });
     return rangeKvs(res.responses[0]).map((kv) => toTermRecord(kv, prefix));
+  }
+
+  async setFencingMode(fence: SupervisionFence, mode: FencingMode): Promise<boolean> {
+    checkFence(this.keys, fence);
+    if (mode !== 'lease' && mode !== 'commit') throw new BatonError('INVALID_ARGUMENT', `fencing mode ${JSON.stringify(mode)} must be "lease" or "commit"`);
+    const chainId = fence.chainId;
+    const specKey = this.keys.spec(chainId);
+    const read = await this.txn('read spec', { success: [op.get(specKey)] });
+    const kv = firstKv(read.responses[0]);
+    if (!kv) throw new BatonError('NOT_FOUND', `chain ${chainId} does not exist`, { chainId });
+    const spec = parseJson<ChainSpec>(kv);
+    if (spec.policy.fencingMode === mode) return false;
+    const next: ChainSpec = { ...spec, policy: { ...spec.policy, fencingMode: mode } };
+    validateChainSpec(next);
+    // The spec as read, or nothing: a PUT in between is not overwritten with a stale copy.
+    const res = await this.txn('set fencing mode', {
+      compare: [...fenceCompares(fence), compare.modRevision(specKey, toRevision(kv.mod_revision))],
+      success: [op.put(specKey, JSON.stringify(next))],
+      failure: [op.get(fence.key), op.get(specKey)],
+    });
+    if (res.succeeded) return true;
+    const [sup, now] = res.responses.map((r) => firstKv(r));
+    throwIfFenced(fence, sup);
+    if (!now) throw new BatonError('NOT_FOUND', `chain ${chainId} does not exist`, { chainId });
+    throw new BatonError('CONFLICT', `spec of ${chainId} changed since it was read`, { chainId, what: 'spec' });
   }
 
   async getFleetSettings(): Promise<FleetSettings> {

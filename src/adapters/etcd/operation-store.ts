@@ -2,11 +2,12 @@
 // and the supervisor's fenced progress records (invariant 5).
 //
 // submit is ONE txn: it compares that the chain exists, that the chain's leadership lock is free
-// (failover/switchover only) and that the idempotency key is unused, and writes the operation, the
-// chain's intent key, the lock and the idempotency record together. Its failure branch reads those
-// keys back, so NOT_FOUND, CONFLICT, replay and IDEMPOTENCY_MISMATCH are told apart without another
-// request. The store stays dumb: it does not judge whether a request makes sense for the chain
-// (a cancel-switchover with nothing to cancel, a resume without a pause); the supervisor does.
+// (failover, switchover, set-fencing-mode only) and that the idempotency key is unused, and writes
+// the operation, the chain's intent key, the lock and the idempotency record together. Its failure
+// branch reads those keys back, so NOT_FOUND, CONFLICT, replay and IDEMPOTENCY_MISMATCH are told
+// apart without another request. The store stays dumb: it does not judge whether a request makes
+// sense for the chain (a cancel-switchover with nothing to cancel, a resume without a pause); the
+// supervisor does.
 //
 // Idempotency records ({operationId, requestHash, createdAtMs}) count as absent once older than the
 // TTL (24 h by default) and are then overwritten, compared on their mod revision. Nothing deletes
@@ -51,7 +52,7 @@ const MAX_LIST_LIMIT = 1000;
 const PAGE = 100;
 /** A concurrent writer can change an expired idempotency record between our read and our txn. */
 const SUBMIT_ATTEMPTS = 3;
-const KINDS: readonly OperationKind[] = ['failover', 'switchover', 'pause', 'resume', 'cancel-switchover', 'override', 'clear-override'];
+const KINDS: readonly OperationKind[] = ['failover', 'switchover', 'pause', 'resume', 'cancel-switchover', 'override', 'clear-override', 'set-fencing-mode'];
 const STATES: readonly OperationState[] = ['pending', 'scheduled', 'running', ...FINAL_STATES];
 const STEP_STATES = ['running', 'done', 'failed', 'skipped'];
 
@@ -64,9 +65,12 @@ export function newOperationId(wallMs: number): string {
   return `op-${String(wallMs).padStart(13, '0')}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Failover and switchover hold the chain's leadership lock until they end. */
+/**
+ * Failover, switchover and a fencing-mode switch (a new term for the active) hold the chain's
+ * leadership lock until they end: one leadership operation at a time.
+ */
 export function takesLeadershipLock(kind: OperationKind): boolean {
-  return kind === 'failover' || kind === 'switchover';
+  return kind === 'failover' || kind === 'switchover' || kind === 'set-fencing-mode';
 }
 
 export class EtcdOperationStore implements OperationStore {
@@ -400,6 +404,9 @@ export function validateNewOperation(request: NewOperation): OperationParams {
       if (p.rollbackHead !== undefined && typeof p.rollbackHead !== 'boolean') invalid('override: rollbackHead must be a boolean');
       // Stored only when asked for: an override without it is the same record as before it existed.
       return { kind: p.kind, nodeId: p.nodeId, reason: p.reason, ...(p.rollbackHead === true ? { rollbackHead: true } : {}) };
+    case 'set-fencing-mode':
+      if (p.mode !== 'lease' && p.mode !== 'commit') invalid('set-fencing-mode: mode must be "lease" or "commit"');
+      return { kind: p.kind, mode: p.mode, reason: p.reason };
     case 'resume':
     case 'cancel-switchover':
     case 'clear-override':

@@ -12,7 +12,7 @@ import { viewTermRecord, type ChainView } from '../../core/status.js';
 import type { Logger } from '../telemetry/log.js';
 import type * as pb from '../../gen/baton/v1/baton.js';
 import { ERROR_CODE_KEY, toHex } from '../node/wire.js';
-import { chainFilter, specInput, toWireHead, toWireNode, toWireOperation, toWireSpec, toWireStatus, toWireSummary, toWireTerm, wallMs } from './convert.js';
+import { chainFilter, fencingModeOf, specInput, toWireHead, toWireNode, toWireOperation, toWireSpec, toWireStatus, toWireSummary, toWireTerm, wallMs } from './convert.js';
 import { toServiceError } from './errors.js';
 import type { EventStreams } from './watch-events.js';
 import { auditScopeOf, requestIdOf } from './access.js';
@@ -240,6 +240,10 @@ export function batonService(deps: BatonServiceDeps): pb.BatonServiceServer {
 
     clearOverride: unary('ClearOverride', async (req: pb.ClearOverrideRequest, ctx) =>
       submit(req.chainId, { kind: 'clear-override', reason: req.reason }, req.idempotencyKey, ctx),
+    ),
+
+    setFencingMode: unary('SetFencingMode', async (req: pb.SetFencingModeRequest, ctx) =>
+      submit(req.chainId, { kind: 'set-fencing-mode', mode: fencingModeOf(req.mode), reason: req.reason }, req.idempotencyKey, ctx),
     ),
 
     getOperation: unary('GetOperation', async (req: pb.GetOperationRequest, ctx) => {

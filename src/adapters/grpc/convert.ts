@@ -31,6 +31,7 @@ const OPERATION_KIND: Readonly<Record<OperationKind, pb.OperationKind>> = {
   'cancel-switchover': pb.OperationKind.OPERATION_KIND_CANCEL_SWITCHOVER,
   override: pb.OperationKind.OPERATION_KIND_OVERRIDE,
   'clear-override': pb.OperationKind.OPERATION_KIND_CLEAR_OVERRIDE,
+  'set-fencing-mode': pb.OperationKind.OPERATION_KIND_SET_FENCING_MODE,
 };
 
 const OPERATION_STATE: Readonly<Record<OperationState, pb.OperationState>> = {
@@ -74,6 +75,13 @@ function invalid(message: string): BatonError {
 }
 
 // ---- requests ----
+
+/** The mode of a SetFencingMode request: LEASE or COMMIT (UNSPECIFIED or an unknown number is refused). */
+export function fencingModeOf(mode: pb.FencingMode): FencingMode {
+  const m = FENCING_MODE_OF.get(mode);
+  if (m === undefined) throw invalid(`mode: required, FENCING_MODE_LEASE or FENCING_MODE_COMMIT (got ${mode})`);
+  return m;
+}
 
 /**
  * The spec as validateChainSpec takes it (the same input as a PUT body): unset policy fields and
@@ -238,6 +246,7 @@ export function toWireOperation(op: Operation): pb.Operation {
     traceId: op.traceId ?? '',
     nodeId: p.kind === 'override' ? p.nodeId : '',
     rollbackHead: p.kind === 'override' && p.rollbackHead === true,
+    fencingMode: p.kind === 'set-fencing-mode' ? FENCING_MODE[p.mode] : pb.FencingMode.FENCING_MODE_UNSPECIFIED,
   };
 }
 

@@ -4,10 +4,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ControlPlane } from '../../api/control-plane.js';
 import { BatonError } from '../../core/errors.js';
+import type { FencingMode } from '../../core/chain.js';
 import type { OperationParams } from '../../core/operation.js';
 import {
   chainIdParams,
   failoverBody,
+  fencingModeBody,
   leaderQuery,
   mutationHeaders,
   operationIdParams,
@@ -95,6 +97,11 @@ export function registerOperationRoutes(app: FastifyInstance, control: ControlPl
 
   app.post<{ Params: { id: string }; Body: { reason: string } }>('/v1/chains/:id/override/clear', mutation(reasonBody), async (req, reply) =>
     accept(req, reply, { kind: 'clear-override', reason: req.body.reason }),
+  );
+
+  // A new term for the active in the other mode (see src/core/fencing-mode.ts).
+  app.post<{ Params: { id: string }; Body: { mode: FencingMode; reason: string } }>('/v1/chains/:id/fencing-mode', mutation(fencingModeBody), async (req, reply) =>
+    accept(req, reply, { kind: 'set-fencing-mode', mode: req.body.mode, reason: req.body.reason }),
   );
 
   app.get<{ Params: { id: string }; Querystring: { wait: number } }>(

@@ -100,6 +100,14 @@ export const overrideBody = {
   properties: { nodeId, reason, rollbackHead: { type: 'boolean' } },
 } as const;
 
+/** The fencing mode to switch the chain to, and why (both required). */
+export const fencingModeBody = {
+  type: 'object',
+  required: ['mode', 'reason'],
+  additionalProperties: false,
+  properties: { mode: { type: 'string', enum: ['lease', 'commit'] }, reason },
+} as const;
+
 /** resume and switchover/cancel: only a reason. */
 export const reasonBody = {
   type: 'object',

@@ -1,6 +1,7 @@
 // How operations look on the wire (times as RFC 3339 and as ms, terms as decimal strings), how
 // RFC 3339 times in request bodies are read, and the canonical form of a request that an
 // Idempotency-Key is bound to.
+import type { FencingMode } from '../../core/chain.js';
 import type { Operation, OperationParams } from '../../core/operation.js';
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
@@ -57,6 +58,7 @@ export type OperationParamsView =
   | { kind: 'switchover'; reason: string; target?: string; scheduledAt?: string }
   | { kind: 'pause'; reason: string; until?: string }
   | { kind: 'override'; reason: string; nodeId: string; rollbackHead?: boolean }
+  | { kind: 'set-fencing-mode'; reason: string; mode: FencingMode }
   | { kind: 'resume' | 'cancel-switchover' | 'clear-override'; reason: string };
 
 export interface OperationView {
@@ -93,6 +95,8 @@ export function viewParams(p: OperationParams): OperationParamsView {
       return { kind: p.kind, reason: p.reason, ...(p.untilMs !== undefined ? { until: iso(p.untilMs) } : {}) };
     case 'override':
       return { kind: p.kind, reason: p.reason, nodeId: p.nodeId, ...(p.rollbackHead === true ? { rollbackHead: true } : {}) };
+    case 'set-fencing-mode':
+      return { kind: p.kind, reason: p.reason, mode: p.mode };
     case 'resume':
     case 'cancel-switchover':
     case 'clear-override':

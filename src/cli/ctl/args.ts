@@ -16,6 +16,8 @@ commands:
   cancel-switchover CHAIN                cancel a scheduled switchover
   pause CHAIN [--until TIME]             no automatic failover of CHAIN (until resumed or TIME)
   resume CHAIN                           end a pause
+  fencing-mode CHAIN lease|commit        switch CHAIN's fencing mode: a new term for the active in
+                                         that mode (refused while paused or overridden)
   override CHAIN NODE --reason TEXT [--rollback-head]
                                          BREAK-GLASS (breakglass role): force NODE active, skipping
                                          the eligibility checks but not the fencing; holds until cleared.
@@ -76,6 +78,7 @@ export type CtlCommand =
   | { readonly name: 'cancel-switchover'; readonly chain: string }
   | { readonly name: 'pause'; readonly chain: string; readonly until: string | undefined }
   | { readonly name: 'resume'; readonly chain: string }
+  | { readonly name: 'fencing-mode'; readonly chain: string; readonly mode: 'lease' | 'commit' }
   | { readonly name: 'override'; readonly chain: string; readonly node: string; readonly rollbackHead: boolean }
   | { readonly name: 'clear-override'; readonly chain: string }
   | { readonly name: 'operation'; readonly id: string }
@@ -136,6 +139,7 @@ const COMMANDS: Record<CtlCommand['name'], { positionals: readonly string[]; fla
   'cancel-switchover': { positionals: ['CHAIN'], flags: {} },
   pause: { positionals: ['CHAIN'], flags: { '--until': 'value' } },
   resume: { positionals: ['CHAIN'], flags: {} },
+  'fencing-mode': { positionals: ['CHAIN', 'MODE'], flags: {} },
   override: { positionals: ['CHAIN', 'NODE'], flags: { '--rollback-head': 'bool' } },
   'clear-override': { positionals: ['CHAIN'], flags: {} },
   operation: { positionals: ['ID'], flags: {} },
@@ -262,6 +266,12 @@ function parse(argv: readonly string[], env: CtlEnv, nowMs: number, newKey: () =
     case 'pause':
       command = { name, chain: chain(), until: time('--until') };
       break;
+    case 'fencing-mode': {
+      const mode = positionals[1]!;
+      if (mode !== 'lease' && mode !== 'commit') throw new UsageError(`fencing-mode: MODE must be lease or commit, got "${mode}"`);
+      command = { name, chain: chain(), mode };
+      break;
+    }
     case 'operation':
       command = { name, id: parseId('ID', positionals[0]!, OPERATION_ID, 'an operation id such as op-1700000000000-0a1b2c3d') };
       break;

@@ -195,6 +195,21 @@ t.test('idempotency: a replay answers the first operation; another request under
   t.equal(operations.length, 1, 'only the first request wrote anything');
 });
 
+t.test('SetFencingMode: the supervisor writes the spec of a leaderless chain; again: already in the mode', async (t) => {
+  await call(c.putChain.bind(c), { spec: chainSpec('chain-m', 21_900) });
+  const res = await call(c.setFencingMode.bind(c), { chainId: 'chain-m', mode: FencingMode.FENCING_MODE_COMMIT, reason: 'CHG-42', idempotencyKey: '' });
+  t.match(res.operation, { kind: OperationKind.OPERATION_KIND_SET_FENCING_MODE, fencingMode: FencingMode.FENCING_MODE_COMMIT, reason: 'CHG-42' });
+  const done = await settled(res.operation!.id);
+  t.equal(done.state, OperationState.OPERATION_STATE_SUCCEEDED, `succeeded: ${done.error?.message ?? ''}`);
+  t.match(done.result?.detail, /no leader yet: the first term will be in commit mode/);
+  t.equal(done.result?.term, 0n, 'no term: there is no leader to give one');
+  t.equal((await call(c.getChain.bind(c), { chainId: 'chain-m' })).chain?.spec?.fencingMode, FencingMode.FENCING_MODE_COMMIT, 'the spec is in commit mode');
+  const again = await call(c.setFencingMode.bind(c), { chainId: 'chain-m', mode: FencingMode.FENCING_MODE_COMMIT, reason: 'again', idempotencyKey: '' });
+  const second = await settled(again.operation!.id);
+  t.equal(second.state, OperationState.OPERATION_STATE_SUCCEEDED);
+  t.equal(second.result?.detail, 'already commit');
+});
+
 t.test('bad input gets a clear status and changes nothing', async (t) => {
   await call(c.putChain.bind(c), { spec: chainSpec('chain-b', 21_600) });
   const cases: [string, () => Promise<unknown>, status, RegExp][] = [
@@ -214,6 +229,10 @@ t.test('bad input gets a clear status and changes nothing', async (t) => {
     ['override without a reason', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: 'zz9', reason: '', idempotencyKey: '', rollbackHead: false }), status.INVALID_ARGUMENT, /reason/],
     ['override without a node', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: '', reason: 'x', idempotencyKey: '', rollbackHead: false }), status.INVALID_ARGUMENT, /node_id/],
     ['override of a node of no chain', () => call(c.override.bind(c), { chainId: 'chain-b', nodeId: 'zz9', reason: 'x', idempotencyKey: '', rollbackHead: false }), status.NOT_FOUND, /zz9/],
+    ['fencing mode unspecified', () => call(c.setFencingMode.bind(c), { chainId: 'chain-b', mode: FencingMode.FENCING_MODE_UNSPECIFIED, reason: 'x', idempotencyKey: '' }), status.INVALID_ARGUMENT, /mode/],
+    ['fencing mode unknown', () => call(c.setFencingMode.bind(c), { chainId: 'chain-b', mode: 9 as FencingMode, reason: 'x', idempotencyKey: '' }), status.INVALID_ARGUMENT, /mode/],
+    ['fencing mode without a reason', () => call(c.setFencingMode.bind(c), { chainId: 'chain-b', mode: FencingMode.FENCING_MODE_COMMIT, reason: '', idempotencyKey: '' }), status.INVALID_ARGUMENT, /reason/],
+    ['fencing mode of an unknown chain', () => call(c.setFencingMode.bind(c), { chainId: 'no-such-chain', mode: FencingMode.FENCING_MODE_COMMIT, reason: 'x', idempotencyKey: '' }), status.NOT_FOUND, /no-such-chain/],
     ['clearing an override without a reason', () => call(c.clearOverride.bind(c), { chainId: 'chain-b', reason: '', idempotencyKey: '' }), status.INVALID_ARGUMENT, /reason/],
     ['pause ending in the past', () => call(c.pause.bind(c), { chainId: 'chain-b', reason: 'x', until: new Date(Date.now() - 60_000), idempotencyKey: '' }), status.INVALID_ARGUMENT, /until/],
     ['switchover next month', () => call(c.switchover.bind(c), { chainId: 'chain-b', target: '', scheduledAt: new Date(Date.now() + 30 * 86_400_000), reason: 'x', idempotencyKey: '' }), status.INVALID_ARGUMENT, /scheduledAt/],
@@ -232,6 +251,7 @@ t.test('bad input gets a clear status and changes nothing', async (t) => {
   }
   t.same((await call(c.listOperations.bind(c), { chainId: 'chain-b', limit: 0 })).operations, [], 'no operation was written');
   t.equal((await failure(call(c.getChain.bind(c), { chainId: 'chain-x' }))).code, status.NOT_FOUND, 'no refused spec was written');
+  t.equal((await call(c.getChain.bind(c), { chainId: 'chain-b' })).chain?.spec?.fencingMode, FencingMode.FENCING_MODE_LEASE, 'no refused mode switch changed the spec');
 
 });
 

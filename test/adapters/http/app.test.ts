@@ -189,6 +189,19 @@ t.test('chain lifecycle: create, replace, list, get, history, delete', async (t)
   t.same((await get(t, '/v1/chains')).body, { chains: [], count: 0, counts: { total: 0, leaderless: 0, paused: 0, degraded: 0, 'failing-over': 0 } });
 });
 
+t.test('a commit-mode chain spec: PUT and GET conform to openapi.yaml and keep the mode', async (t) => {
+  const created = await put(t, 'chain-commit', validSpec({ policy: { leaseTtlMs: 6000, fencingMode: 'commit' } }));
+  t.equal(created.status, 201, `PUT of a commit-mode chain (${JSON.stringify(created.body).slice(0, 200)})`);
+  t.equal(created.body.policy.fencingMode, 'commit', 'the answer has the mode');
+  const one = await get(t, '/v1/chains/chain-commit');
+  t.equal(one.status, 200);
+  t.equal(one.body.spec.policy.fencingMode, 'commit', 'GET returns it');
+  const list = await get(t, '/v1/chains');
+  t.equal(list.body.chains.find((c: { id: string }) => c.id === 'chain-commit')?.fencingMode, 'commit', 'and the fleet list');
+  t.equal((await store.getSpec('chain-commit'))?.policy.fencingMode, 'commit', 'stored in commit mode');
+  t.equal((await call(t, { method: 'DELETE', url: '/v1/chains/chain-commit' })).status, 204);
+});
+
 t.test('a chain with a leader, a head and history conforms too (non-null terms and records)', async (t) => {
   t.equal((await put(t, 'chain-led', validSpec())).status, 201);
   const session = await ReplicaSession.start({ client, keys, replicaId: 'replica-x' });

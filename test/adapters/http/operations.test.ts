@@ -200,6 +200,33 @@ t.test('two leadership operations at once on one chain: exactly one is accepted,
   t.equal((await post(t, '/v1/chains/chain-d/pause', { reason: 'x' })).status, 202);
 });
 
+t.test('set-fencing-mode: 202 once durable, takes the leadership lock, refused at once under an override', async (t) => {
+  await putChain(t, 'chain-m');
+  const res = await post(t, '/v1/chains/chain-m/fencing-mode', { mode: 'commit', reason: 'CHG-42' });
+  await assertDurable(t, res, 'chain-m');
+  t.match(res.body, { chainId: 'chain-m', params: { kind: 'set-fencing-mode', mode: 'commit', reason: 'CHG-42' }, state: 'pending', result: null });
+  t.equal(await client.get(h.keys.leadershipLock('chain-m')).string(), res.body.id, 'the lock names it');
+  t.equal((await client.get(h.keys.spec('chain-m')).json() as { policy: { fencingMode: string } }).policy.fencingMode, 'lease', 'the API writes no spec: the supervisor does');
+  const before = await h.snapshot();
+  const failover = await post(t, '/v1/chains/chain-m/failover', { reason: 'x' });
+  t.equal(failover.status, 409, 'a failover while the mode switch is unfinished');
+  t.equal(failover.body.details.operationId, res.body.id);
+  const again = await post(t, '/v1/chains/chain-m/fencing-mode', { mode: 'lease', reason: 'x' });
+  t.equal(again.status, 409, 'and another mode switch');
+  t.equal(again.body.code, 'CONFLICT');
+  t.same(await h.snapshot(), before, 'nothing changed');
+
+  await putChain(t, 'chain-o');
+  // The record a break-glass override leaves (written by the supervisor in the txn of its term).
+  await client.put(h.keys.override('chain-o')).value(JSON.stringify({ nodeId: 'n2', reason: 'INC-1', sinceMs: Date.now(), operationId: 'op-0000000000000-00000001' }));
+  const beforeOverride = await h.snapshot();
+  const refused = await post(t, '/v1/chains/chain-o/fencing-mode', { mode: 'commit', reason: 'x' });
+  t.equal(refused.status, 409, 'refused while overridden');
+  t.equal(refused.body.code, 'OVERRIDDEN');
+  t.same(await h.snapshot(), beforeOverride, 'nothing changed');
+  t.same((await get(t, '/v1/operations?chain=chain-o')).body.operations, [], 'no operation record');
+});
+
 t.test('leader: at once, long-poll until the term changes, or until the timeout', async (t) => {
   await putChain(t, 'chain-e');
   t.same((await get(t, '/v1/chains/chain-e/leader')).body, { nodeId: null, term: null, endpoint: null, changed: false });
@@ -284,6 +311,13 @@ const BAD: BadCase[] = [
   bad('until in the past', `${P}/pause`, { until: PAST, reason: 'r' }, 400, 'INVALID_ARGUMENT', /until.*past/),
   bad('scheduledAt in the past', `${P}/switchover`, { scheduledAt: PAST, reason: 'r' }, 400, 'INVALID_ARGUMENT', /scheduledAt.*past/),
   bad('scheduledAt 8 days ahead', `${P}/switchover`, { scheduledAt: inMs(8 * 24 * HOUR), reason: 'r' }, 400, 'INVALID_ARGUMENT', /scheduledAt.*7 days/),
+  // fencing mode
+  bad('fencing mode unknown', `${P}/fencing-mode`, { mode: 'raft', reason: 'r' }, 400, 'INVALID_ARGUMENT', 'mode'),
+  bad('fencing mode missing', `${P}/fencing-mode`, { reason: 'r' }, 400, 'INVALID_ARGUMENT', 'mode'),
+  bad('fencing mode upper case', `${P}/fencing-mode`, { mode: 'COMMIT', reason: 'r' }, 400, 'INVALID_ARGUMENT', 'mode'),
+  bad('fencing mode without a reason', `${P}/fencing-mode`, { mode: 'commit' }, 400, 'INVALID_ARGUMENT', 'reason'),
+  bad('unknown field on fencing-mode', `${P}/fencing-mode`, { mode: 'commit', reason: 'r', force: true }, 400, 'INVALID_ARGUMENT', 'force'),
+  bad('unknown chain (fencing-mode)', '/v1/chains/chain-zz/fencing-mode', { mode: 'commit', reason: 'r' }, 404, 'NOT_FOUND', 'chain-zz'),
   // unknown chain, unknown node, bad ids
   ...['failover', 'switchover', 'switchover/cancel', 'pause', 'resume'].map((op) => bad(`unknown chain (${op})`, `/v1/chains/chain-zz/${op}`, { reason: 'r' }, 404, 'NOT_FOUND', 'chain-zz')),
   bad('unknown candidate', `${P}/failover`, { candidate: 'n9', reason: 'r' }, 404, 'NOT_FOUND', 'n9'),

@@ -33,7 +33,7 @@ export const protobufFileName = "baton/v1/baton.proto";
  * `baton-error-code` next to the gRPC status (see src/adapters/grpc/errors.ts for the table).
  *
  * Mutations of leadership (Failover, Switchover, CancelSwitchover, Pause, Resume, Override,
- * ClearOverride) are intents: the answer carries the durable Operation, which the chain's
+ * ClearOverride, SetFencingMode) are intents: the answer carries the durable Operation, which the chain's
  * supervisor then executes; poll it with GetOperation (wait_ms) or follow WatchEvents. Each takes an idempotency key, as the field
  * `idempotency_key` or the metadata key `idempotency-key` (both: they must be equal): a replay of
  * the same request returns the first operation (`replayed`), the same key with another request is
@@ -186,6 +186,7 @@ export enum OperationKind {
   OPERATION_KIND_CANCEL_SWITCHOVER = 5,
   OPERATION_KIND_OVERRIDE = 6,
   OPERATION_KIND_CLEAR_OVERRIDE = 7,
+  OPERATION_KIND_SET_FENCING_MODE = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -215,6 +216,9 @@ export function operationKindFromJSON(object: any): OperationKind {
     case 7:
     case "OPERATION_KIND_CLEAR_OVERRIDE":
       return OperationKind.OPERATION_KIND_CLEAR_OVERRIDE;
+    case 8:
+    case "OPERATION_KIND_SET_FENCING_MODE":
+      return OperationKind.OPERATION_KIND_SET_FENCING_MODE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -240,6 +244,8 @@ export function operationKindToJSON(object: OperationKind): string {
       return "OPERATION_KIND_OVERRIDE";
     case OperationKind.OPERATION_KIND_CLEAR_OVERRIDE:
       return "OPERATION_KIND_CLEAR_OVERRIDE";
+    case OperationKind.OPERATION_KIND_SET_FENCING_MODE:
+      return "OPERATION_KIND_SET_FENCING_MODE";
     case OperationKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -783,6 +789,8 @@ export interface Operation {
   nodeId: string;
   /** override: the head rollback was asked for */
   rollbackHead: boolean;
+  /** set-fencing-mode: the requested mode; UNSPECIFIED otherwise */
+  fencingMode: FencingMode;
 }
 
 export interface FailoverRequest {
@@ -901,6 +909,20 @@ export interface ClearOverrideRequest {
 }
 
 export interface ClearOverrideResponse {
+  operation: Operation | undefined;
+  replayed: boolean;
+}
+
+export interface SetFencingModeRequest {
+  chainId: string;
+  /** required: LEASE or COMMIT */
+  mode: FencingMode;
+  /** required */
+  reason: string;
+  idempotencyKey: string;
+}
+
+export interface SetFencingModeResponse {
   operation: Operation | undefined;
   replayed: boolean;
 }
@@ -4869,6 +4891,7 @@ function createBaseOperation(): Operation {
     traceId: "",
     nodeId: "",
     rollbackHead: false,
+    fencingMode: 0,
   };
 }
 
@@ -4945,6 +4968,9 @@ export const Operation: MessageFns<Operation> = {
     }
     if (message.rollbackHead !== false) {
       writer.uint32(160).bool(message.rollbackHead);
+    }
+    if (message.fencingMode !== 0) {
+      writer.uint32(168).int32(message.fencingMode);
     }
     return writer;
   },
@@ -5122,6 +5148,14 @@ export const Operation: MessageFns<Operation> = {
             message.rollbackHead = reader.bool();
             continue;
           }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.fencingMode = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5198,6 +5232,11 @@ export const Operation: MessageFns<Operation> = {
         : isSet(object.rollback_head)
         ? globalThis.Boolean(object.rollback_head)
         : false,
+      fencingMode: isSet(object.fencingMode)
+        ? fencingModeFromJSON(object.fencingMode)
+        : isSet(object.fencing_mode)
+        ? fencingModeFromJSON(object.fencing_mode)
+        : 0,
     };
   },
 
@@ -5263,6 +5302,9 @@ export const Operation: MessageFns<Operation> = {
     if (message.rollbackHead !== false) {
       obj.rollbackHead = message.rollbackHead;
     }
+    if (message.fencingMode !== 0) {
+      obj.fencingMode = fencingModeToJSON(message.fencingMode);
+    }
     return obj;
   },
 
@@ -5301,6 +5343,7 @@ export const Operation: MessageFns<Operation> = {
     message.traceId = object.traceId ?? "";
     message.nodeId = object.nodeId ?? "";
     message.rollbackHead = object.rollbackHead ?? false;
+    message.fencingMode = object.fencingMode ?? 0;
     return message;
   },
 };
@@ -6932,6 +6975,218 @@ export const ClearOverrideResponse: MessageFns<ClearOverrideResponse> = {
   },
   fromPartial(object: DeepPartial<ClearOverrideResponse>): ClearOverrideResponse {
     const message = createBaseClearOverrideResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseSetFencingModeRequest(): SetFencingModeRequest {
+  return { chainId: "", mode: 0, reason: "", idempotencyKey: "" };
+}
+
+export const SetFencingModeRequest: MessageFns<SetFencingModeRequest> = {
+  encode(message: SetFencingModeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chainId !== "") {
+      writer.uint32(10).string(message.chainId);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(16).int32(message.mode);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(34).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetFencingModeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetFencingModeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chainId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.mode = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetFencingModeRequest {
+    return {
+      chainId: isSet(object.chainId)
+        ? globalThis.String(object.chainId)
+        : isSet(object.chain_id)
+        ? globalThis.String(object.chain_id)
+        : "",
+      mode: isSet(object.mode) ? fencingModeFromJSON(object.mode) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: SetFencingModeRequest): unknown {
+    const obj: any = {};
+    if (message.chainId !== "") {
+      obj.chainId = message.chainId;
+    }
+    if (message.mode !== 0) {
+      obj.mode = fencingModeToJSON(message.mode);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetFencingModeRequest>): SetFencingModeRequest {
+    return SetFencingModeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetFencingModeRequest>): SetFencingModeRequest {
+    const message = createBaseSetFencingModeRequest();
+    message.chainId = object.chainId ?? "";
+    message.mode = object.mode ?? 0;
+    message.reason = object.reason ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseSetFencingModeResponse(): SetFencingModeResponse {
+  return { operation: undefined, replayed: false };
+}
+
+export const SetFencingModeResponse: MessageFns<SetFencingModeResponse> = {
+  encode(message: SetFencingModeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetFencingModeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetFencingModeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetFencingModeResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: SetFencingModeResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetFencingModeResponse>): SetFencingModeResponse {
+    return SetFencingModeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetFencingModeResponse>): SetFencingModeResponse {
+    const message = createBaseSetFencingModeResponse();
     message.operation = (object.operation !== undefined && object.operation !== null)
       ? Operation.fromPartial(object.operation)
       : undefined;
@@ -8760,6 +9015,22 @@ export const BatonServiceService = {
       Buffer.from(ClearOverrideResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ClearOverrideResponse => ClearOverrideResponse.decode(value),
   },
+  /**
+   * Switches the chain's fencing mode (lease or commit): the spec's mode is written, then the
+   * active gets a new term in that mode (the operation's result). Already in the mode: succeeds
+   * with no new term. Refused while paused (PAUSED) or under a break-glass override (OVERRIDDEN).
+   */
+  setFencingMode: {
+    path: "/baton.v1.BatonService/SetFencingMode" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetFencingModeRequest): Buffer =>
+      Buffer.from(SetFencingModeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetFencingModeRequest => SetFencingModeRequest.decode(value),
+    responseSerialize: (value: SetFencingModeResponse): Buffer =>
+      Buffer.from(SetFencingModeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetFencingModeResponse => SetFencingModeResponse.decode(value),
+  },
   /** The operation, once final or after wait_ms (0: at once). */
   getOperation: {
     path: "/baton.v1.BatonService/GetOperation" as const,
@@ -8871,6 +9142,12 @@ export interface BatonServiceServer extends UntypedServiceImplementation {
    */
   override: handleUnaryCall<OverrideRequest, OverrideResponse>;
   clearOverride: handleUnaryCall<ClearOverrideRequest, ClearOverrideResponse>;
+  /**
+   * Switches the chain's fencing mode (lease or commit): the spec's mode is written, then the
+   * active gets a new term in that mode (the operation's result). Already in the mode: succeeds
+   * with no new term. Refused while paused (PAUSED) or under a break-glass override (OVERRIDDEN).
+   */
+  setFencingMode: handleUnaryCall<SetFencingModeRequest, SetFencingModeResponse>;
   /** The operation, once final or after wait_ms (0: at once). */
   getOperation: handleUnaryCall<GetOperationRequest, GetOperationResponse>;
   /** Operations newest first, optionally of one chain. */
@@ -9122,6 +9399,26 @@ export interface BatonServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ClearOverrideResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Switches the chain's fencing mode (lease or commit): the spec's mode is written, then the
+   * active gets a new term in that mode (the operation's result). Already in the mode: succeeds
+   * with no new term. Refused while paused (PAUSED) or under a break-glass override (OVERRIDDEN).
+   */
+  setFencingMode(
+    request: SetFencingModeRequest,
+    callback: (error: ServiceError | null, response: SetFencingModeResponse) => void,
+  ): ClientUnaryCall;
+  setFencingMode(
+    request: SetFencingModeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetFencingModeResponse) => void,
+  ): ClientUnaryCall;
+  setFencingMode(
+    request: SetFencingModeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetFencingModeResponse) => void,
   ): ClientUnaryCall;
   /** The operation, once final or after wait_ms (0: at once). */
   getOperation(
