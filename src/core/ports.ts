@@ -115,7 +115,8 @@ export interface ChainStore {
    * Commit mode: the active node commits its next block before gossiping it. One txn compares the
    * leader term and the head revision the judgement (core/commit.ts judgeCommit) was made on, so
    * a deposed node's commit is refused (STALE_TERM) and one chain's heads form one lineage. An
-   * identical re-commit is a duplicate, not an error.
+   * identical re-commit is a duplicate, not an error, once the store confirmed it under the same
+   * compares (never on a cached read alone: a newer term or a rollback may have happened since).
    */
   commitHead(commit: HeadCommit): Promise<CommitResult>;
   history(chainId: string, limit: number): Promise<TermRecord[]>;

@@ -60,6 +60,40 @@ export function commitContract(t: Test, makeStore: () => Promise<ContractHarness
     t.same(third.head, headOf(3, term2, 'n2'), 'the new term continues from the exact committed head');
   });
 
+  withStore('commitHead: a re-commit answered from a stale cache is confirmed against the store', async (t, h) => {
+    const { write } = await supervised(h, 'chain-a');
+    const term1 = await write(undefined, 'n1');
+    const a = h.store;
+    const other = h.another();
+    const commitA = (head: UnsafeHead) => a.commitHead({ chainId: 'chain-a', nodeId: 'n1', term: term1, head });
+    await commitA(headOf(1, term1));
+    await commitA(headOf(2, term1));
+    t.match(await commitA(headOf(2, term1)), { duplicate: true }, 'a retry under the current term is a duplicate');
+
+    // Another replica writes a new term: a's cache still holds term1 with head 2.
+    await write(term1, 'n2', { nodeId: 'n1', term: term1 }, other);
+    const before = await a.read('chain-a');
+    await rejectsWith(t, commitA(headOf(2, term1)), 'STALE_TERM', "the deposed node's retry of its last block");
+    t.same(await a.read('chain-a'), before, 'nothing changed');
+  });
+
+  withStore('commitHead: a block rolled back by break-glass is not confirmed to its node', async (t, h) => {
+    const { fence, write } = await supervised(h, 'chain-a');
+    const term1 = await write(undefined, 'n1');
+    const a = h.store;
+    const commitA = (head: UnsafeHead) => a.commitHead({ chainId: 'chain-a', nodeId: 'n1', term: term1, head });
+    for (let n = 1; n <= 3; n++) await commitA(headOf(n, term1));
+    const rev3 = (await a.read('chain-a'))!.headRevision;
+    // The operator rolls the head back to 2 and hands the chain to n2, through another replica.
+    const override = { nodeId: 'n2', reason: 'INC-2', sinceMs: 1_700_000_000_000, operationId: 'op-2', rolledBackFrom: { number: 3, hash: headOf(3, term1).hash }, rolledBackTo: { number: 2, hash: headOf(2, term1).hash } };
+    const next: NewLeader = { ...commitLeader('n2'), fromHead: 2, override, rollback: { head: headOf(2, term1, 'n2'), expectedRevision: rev3 } };
+    await h.another().writeLeader(fence, term1, next, historyOf(next, { nodeId: 'n1', term: term1 }, fence.replicaId));
+    const before = await a.read('chain-a');
+    t.equal(before?.head?.number, 2, 'the head was rolled back');
+    await rejectsWith(t, commitA(headOf(3, term1)), 'STALE_TERM', 'the rolled-back block 3, retried by its node');
+    t.same(await a.read('chain-a'), before, 'nothing changed');
+  });
+
   withStore('commitHead: concurrent commits for one chain from two nodes leave exactly one lineage', async (t, h) => {
     const { write } = await supervised(h, 'chain-a');
     const term1 = await write(undefined, 'n1');

@@ -288,19 +288,24 @@ export class EtcdChainStore implements ChainStore {
         fresh = true;
         continue;
       }
-      if (verdict === 'duplicate') return { head: base!.head!, revision: base!.revision, duplicate: true };
       const b = base!;
+      // A duplicate judged on a fresh read is one. On the cache it is only a guess: another replica
+      // may have written a newer term, or a break-glass rollback may have taken the head back, and
+      // then the same answer would confirm a block to a deposed node. So it is confirmed by a txn
+      // with the same compares and no write (duplicates are rare: a retry after a lost answer).
+      if (verdict === 'duplicate' && fresh) return { head: b.head!, revision: b.revision, duplicate: true };
       const headKey = this.keys.head(chainId);
       const leaderKey = this.keys.leader(chainId);
       const req: ITxnRequest = {
         compare: [compare.modRevision(leaderKey, term), headCompare(headKey, b.revision)],
-        success: [op.put(headKey, storedHead(head))],
+        success: verdict === 'write' ? [op.put(headKey, storedHead(head))] : [],
         failure: [op.get(leaderKey), op.get(headKey)],
       };
       const batcher = this.batcher;
       const res = batcher
         ? await etcdCall('commit head', () => batcher.submit(chainId, req))
         : await this.txn('commit head', req).then((r) => ({ succeeded: r.succeeded, responses: r.responses, revision: r.header.revision }));
+      if (res.succeeded && verdict === 'duplicate') return { head: b.head!, revision: b.revision, duplicate: true };
       if (res.succeeded) {
         const revision = toRevision(res.revision);
         this.remember(chainId, { ...b, head, revision });
