@@ -130,4 +130,68 @@ export function commitContract(t: Test, makeStore: () => Promise<ContractHarness
     t.equal(final.term, term2, 'the winner holds the current term');
   });
 
+  // Two replicas serve commits for one chain at once, each with its own cache and its own etcd
+  // requests (batched or not), while the supervisor now and then hands the term to the other node.
+  for (const batchCommits of [true, false]) {
+    withStore(`commitHead: two replicas racing on one chain leave exactly one lineage (batching ${batchCommits ? 'on' : 'off'})`, async (t, h) => {
+      const { write } = await supervised(h, 'chain-a');
+      const replicas = [h.another({ batchCommits }), h.another({ batchCommits })];
+      let leader = { nodeId: 'n1', term: await write(undefined, 'n1') };
+      const acked: UnsafeHead[] = [];
+      const refused = new Map<string, number>();
+      let tip: UnsafeHead | undefined;
+      let ids = 0;
+      const candidate = (): UnsafeHead => ({
+        number: (tip?.number ?? 0) + 1,
+        hash: (++ids).toString(16).padStart(64, '0'),
+        parentHash: tip?.hash ?? '00'.repeat(32),
+        term: leader.term,
+        nodeId: leader.nodeId,
+        l1Origin: 'l1',
+        timestamp: 1_700_000_000 + ids,
+      });
+      const ROUNDS = 40;
+      for (let round = 0; round < ROUNDS; round++) {
+        const offers = [candidate(), candidate()];
+        const retry = acked.at(-1);
+        const handOver = round % 4 === 3;
+        const next = leader.nodeId === 'n1' ? 'n2' : 'n1';
+        const [outcomes, retried, newTerm] = await Promise.all([
+          Promise.allSettled(offers.map((head, i) => replicas[i]!.commitHead({ chainId: 'chain-a', nodeId: head.nodeId, term: head.term, head }))),
+          retry && Promise.allSettled([replicas[round % 2]!.commitHead({ chainId: 'chain-a', nodeId: retry.nodeId, term: retry.term, head: retry })]),
+          handOver ? write(leader.term, next, leader) : undefined,
+        ]);
+        for (const o of [...outcomes, ...(retried ?? [])]) {
+          if (o.status === 'rejected') {
+            const code = isBatonError(o.reason) ? o.reason.code : String(o.reason);
+            refused.set(code, (refused.get(code) ?? 0) + 1);
+          }
+        }
+        outcomes.forEach((o, i) => {
+          if (o.status === 'fulfilled' && !o.value.duplicate) acked.push(offers[i]!);
+        });
+        const r = retried?.[0];
+        if (r?.status === 'fulfilled' && !r.value.duplicate) t.fail(`round ${round}: a retry of a committed block was written again`);
+        if (newTerm !== undefined) leader = { nodeId: next, term: newTerm };
+        tip = (await h.store.read('chain-a'))?.head;
+      }
+
+      const atHeight = new Map<number, string>();
+      for (const head of acked) {
+        const seen = atHeight.get(head.number);
+        if (seen !== undefined && seen !== head.hash) t.fail(`two acknowledged commits at height ${head.number}`);
+        atHeight.set(head.number, head.hash);
+      }
+      // The recorded head's parent links run back through every acknowledged commit to block 1.
+      const byHash = new Map(acked.map((head) => [head.hash, head]));
+      const lineage: UnsafeHead[] = [];
+      for (let head = tip && byHash.get(tip.hash); head; head = byHash.get(head.parentHash)) lineage.push(head);
+      t.equal(lineage.at(-1)?.number, 1, 'the lineage of the recorded head reaches block 1');
+      t.equal(lineage.length, acked.length, `all ${acked.length} acknowledged commits are on the final chain of heads`);
+      t.ok(acked.length >= ROUNDS / 2, `most rounds committed a block (${acked.length} of ${ROUNDS})`);
+      t.ok((refused.get('HEAD_MISMATCH') ?? 0) >= ROUNDS / 2, 'the losers of a height are refused HEAD_MISMATCH');
+      t.ok((refused.get('STALE_TERM') ?? 0) > 0, 'commits under a term handed over meanwhile are refused STALE_TERM');
+      t.same([...refused.keys()].filter((c) => c !== 'HEAD_MISMATCH' && c !== 'STALE_TERM'), [], 'no other refusal', Object.fromEntries(refused));
+    });
+  }
 }
