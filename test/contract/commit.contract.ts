@@ -5,7 +5,7 @@ import type { UnsafeHead } from '../../src/core/chain.js';
 import { isBatonError } from '../../src/core/errors.js';
 import type { ChainStore, NewLeader } from '../../src/core/ports.js';
 import type { Term } from '../../src/core/term.js';
-import { headOf, historyOf, rejectsWith, specOf, type ContractHarness } from './chain-store.contract.js';
+import { headOf, historyOf, leaderOf, rejectsWith, specOf, type ContractHarness } from './chain-store.contract.js';
 
 const commitLeader = (nodeId: string): NewLeader => ({ nodeId, reason: `make ${nodeId} active`, fromHead: 0, mode: 'commit' });
 
@@ -58,6 +58,29 @@ export function commitContract(t: Test, makeStore: () => Promise<ContractHarness
     t.equal((await h.store.read('chain-a'))?.head?.number, 2, 'the head stays where the old term left it');
     const third = await commit('n2', term2, headOf(3, term2, 'n2'));
     t.same(third.head, headOf(3, term2, 'n2'), 'the new term continues from the exact committed head');
+  });
+
+  withStore('commitHead: a lease-mode term commits nothing (NOT_COMMIT_MODE), in either direction of a mode switch', async (t, h) => {
+    const { fence } = await supervised(h, 'chain-a');
+    const writeAs = (expected: Term | undefined, next: NewLeader, via: ChainStore = h.store) =>
+      via.writeLeader(fence, expected, next, historyOf(next, undefined, fence.replicaId));
+    const commit = (nodeId: string, term: Term, head: UnsafeHead) => h.store.commitHead({ chainId: 'chain-a', nodeId, term, head });
+
+    const lease1 = await writeAs(undefined, leaderOf('n1'));
+    const before = await h.store.read('chain-a');
+    await rejectsWith(t, commit('n1', lease1, headOf(1, lease1)), 'NOT_COMMIT_MODE', "the lease-mode term's own node");
+    t.same(await h.store.read('chain-a'), before, 'nothing changed');
+
+    const commit2 = await writeAs(lease1, { ...commitLeader('n1'), previousMode: 'lease' });
+    await commit('n1', commit2, headOf(1, commit2));
+    t.equal((await h.store.read('chain-a'))?.head?.number, 1, 'after a switch to commit mode the same node commits');
+
+    // Back to lease mode through another replica: this store's cache holds the commit-mode term.
+    const lease3 = await writeAs(commit2, { ...leaderOf('n2'), previousMode: 'commit' }, h.another());
+    const after = await h.store.read('chain-a');
+    await rejectsWith(t, commit('n1', commit2, headOf(2, commit2)), 'STALE_TERM', 'the commit-mode term is over');
+    await rejectsWith(t, commit('n2', lease3, headOf(2, lease3, 'n2')), 'NOT_COMMIT_MODE', 'the new lease-mode term commits nothing');
+    t.same(await h.store.read('chain-a'), after, 'nothing changed');
   });
 
   withStore('commitHead: a re-commit answered from a stale cache is confirmed against the store', async (t, h) => {

@@ -399,9 +399,11 @@ function headCompare(headKey: string, revision: bigint) {
 
 function toCommitBase(leader: IKeyValue | undefined, head: IKeyValue | undefined): CommitBaseAt | undefined {
   if (!leader) return undefined;
+  const stored = parseJson<StoredLeader>(leader);
   return {
     term: toRevision(leader.mod_revision),
-    leaderNodeId: parseJson<StoredLeader>(leader).nodeId,
+    leaderNodeId: stored.nodeId,
+    mode: stored.mode,
     head: head ? toHead(head) : undefined,
     revision: head ? toRevision(head.mod_revision) : 0n,
   };
