@@ -1,7 +1,7 @@
 // Commit-gated fencing: the rule that decides whether a node may commit a new unsafe head. Pure, so
 // every store applies the same judgement to what it read; the store's txn then makes the judgement
 // race-free by comparing the leader term and the head revision it was made on.
-import type { UnsafeHead } from './chain.js';
+import type { FencingMode, UnsafeHead } from './chain.js';
 import { BatonError } from './errors.js';
 import type { Term } from './term.js';
 
@@ -13,10 +13,12 @@ export interface HeadCommit {
   readonly head: UnsafeHead;
 }
 
-/** What the store read: the leader's term and node, and the recorded head. */
+/** What the store read: the leader's term, node and fencing mode, and the recorded head. */
 export interface CommitBase {
   readonly term: Term;
   readonly leaderNodeId: string;
+  /** Fixed with the term: the leader key is written only when the term changes. */
+  readonly mode: FencingMode;
   readonly head: UnsafeHead | undefined;
 }
 
@@ -32,7 +34,8 @@ export interface CommitResult {
  * 'write' when `commit` extends the recorded head by exactly one block under the current term,
  * 'duplicate' when it is the recorded head itself. Otherwise throws: STALE_TERM (the term is not
  * the current one: the node must stop producing), NOT_LEADER (the term belongs to another node),
- * HEAD_MISMATCH (wrong parent, a gap, or another hash at a committed height).
+ * NOT_COMMIT_MODE (a lease-mode term: its node was never told to commit, and the supervisor
+ * records its heads instead; nothing in Baton commits under one), HEAD_MISMATCH (wrong parent, a gap, or another hash at a committed height).
  */
 export function judgeCommit(base: CommitBase | undefined, commit: HeadCommit): 'write' | 'duplicate' {
   const { chainId, nodeId, term, head } = commit;
@@ -49,6 +52,13 @@ export function judgeCommit(base: CommitBase | undefined, commit: HeadCommit): '
       term: term.toString(),
       leader: base.leaderNodeId,
       nodeId,
+    });
+  }
+  if (base.mode !== 'commit') {
+    throw new BatonError('NOT_COMMIT_MODE', `term ${term} of ${chainId} is a ${base.mode}-mode term: its heads are not committed`, {
+      chainId,
+      term: term.toString(),
+      mode: base.mode,
     });
   }
   const recorded = base.head;

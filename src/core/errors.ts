@@ -9,6 +9,8 @@ export type ErrorCode =
   | 'FENCED'
   | 'STALE_TERM'
   | 'NOT_LEADER'
+  /** A head commit under a lease-mode term: only a commit-mode term's node commits its blocks. */
+  | 'NOT_COMMIT_MODE'
   | 'HEAD_BEHIND'
   | 'HEAD_MISMATCH'
   | 'MISCONFIGURED'

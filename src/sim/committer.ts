@@ -1,8 +1,9 @@
 // Commit mode at the node: before a block leaves the node it is committed to Baton
 // (baton.v1.BatonService/CommitUnsafeHead). The answer decides what the node does next:
-// `committed` — gossip it; `fenced` — the term is over (STALE_TERM / NOT_LEADER) or the block does
-// not extend the committed head (HEAD_MISMATCH): drop it and stop producing; `retry` — Baton did
-// not answer (or not in time): try the same block again, with the next endpoint.
+// `committed` — gossip it; `fenced` — the term is over (STALE_TERM / NOT_LEADER), is not a
+// commit-mode term (NOT_COMMIT_MODE) or the block does not extend the committed head
+// (HEAD_MISMATCH): drop it and stop producing; `retry` — Baton did not answer (or not in time): try
+// the same block again, with the next endpoint.
 import * as grpc from '@grpc/grpc-js';
 import { grpcStatusOf, unaryCall, type UnaryMethod } from '../adapters/node/grpc.js';
 import { ERROR_CODE_KEY } from '../adapters/node/wire.js';
@@ -17,7 +18,7 @@ export interface HeadCommitter {
   close(): void;
 }
 
-const FENCING_CODES = new Set(['STALE_TERM', 'NOT_LEADER', 'HEAD_MISMATCH']);
+const FENCING_CODES = new Set(['STALE_TERM', 'NOT_LEADER', 'NOT_COMMIT_MODE', 'HEAD_MISMATCH']);
 
 /** Commits over gRPC to any of Baton's replicas (any replica serves any chain). */
 export class GrpcHeadCommitter implements HeadCommitter {

@@ -21,7 +21,7 @@ export function commitService(proc: Proc, store: EtcdChainStore): CommitService 
   return { proc, commitHead: (commit) => store.commitHead(commit) };
 }
 
-const FENCING_CODES = ['STALE_TERM', 'NOT_LEADER', 'HEAD_MISMATCH'] as const;
+const FENCING_CODES = ['STALE_TERM', 'NOT_LEADER', 'NOT_COMMIT_MODE', 'HEAD_MISMATCH'] as const;
 
 /** A node's client of the replicas' commit services. */
 export class SimHeadCommitter {

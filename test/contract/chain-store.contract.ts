@@ -12,6 +12,11 @@ export interface ContractHarness {
   acquire(chainId: string): Promise<SupervisionFence>;
   /** Someone else deletes the chain's supervisor key and takes it (a new election). */
   steal(chainId: string): Promise<void>;
+  /**
+   * Another store over the same etcd (on etcd, with its own client): a second replica, whose
+   * commit cache and batcher are its own. `batchCommits: false` sends each commit alone.
+   */
+  another(options?: { batchCommits?: boolean }): ChainStore;
   close(): Promise<void>;
 }
 
@@ -26,9 +31,9 @@ export function specOf(id: string, nodes = ['n1', 'n2']): ChainSpec {
 
 const NO_HEAD: RecordedHead = { revision: 0n, head: undefined };
 
-const leaderOf = (nodeId: string, reason = `make ${nodeId} active`, fromHead = 0): NewLeader => ({ nodeId, reason, fromHead, mode: 'lease' });
+export const leaderOf = (nodeId: string, reason = `make ${nodeId} active`, fromHead = 0): NewLeader => ({ nodeId, reason, fromHead, mode: 'lease' });
 
-function historyOf(next: NewLeader, previous: { nodeId: string; term: Term } | undefined, supervisor: string): Omit<TermRecord, 'term'> {
+export function historyOf(next: NewLeader, previous: { nodeId: string; term: Term } | undefined, supervisor: string): Omit<TermRecord, 'term'> {
   return {
     nodeId: next.nodeId,
     previousNodeId: previous?.nodeId,
@@ -41,13 +46,13 @@ function historyOf(next: NewLeader, previous: { nodeId: string; term: Term } | u
   };
 }
 
-const hashOf = (n: number) => n.toString(16).padStart(64, '0');
+export const hashOf = (n: number) => n.toString(16).padStart(64, '0');
 
-function headOf(number: number, term: Term, nodeId = 'n1'): UnsafeHead {
+export function headOf(number: number, term: Term, nodeId = 'n1'): UnsafeHead {
   return { number, hash: hashOf(number), parentHash: number === 0 ? '' : hashOf(number - 1), term, nodeId, l1Origin: `l1-${number}`, timestamp: 1_700_000_000 + number };
 }
 
-async function rejectsWith(t: Test, p: Promise<unknown>, code: ErrorCode, what: string): Promise<void> {
+export async function rejectsWith(t: Test, p: Promise<unknown>, code: ErrorCode, what: string): Promise<void> {
   try {
     await p;
     t.fail(`${what}: expected ${code}, but it succeeded`);
@@ -218,74 +223,6 @@ export function chainStoreContract(t: Test, makeStore: () => Promise<ContractHar
     t.match(state?.override, { nodeId: 'n2', term: term2, rolledBackFrom: override.rolledBackFrom, rolledBackTo: override.rolledBackTo }, 'the override record names the rollback');
     const rev3 = await h.store.recordHead(fence, term2, { revision: term2, head: back }, headOf(8, term2, 'n2'));
     t.ok(rev3 > term2, 'the new leader records on top of it');
-  });
-
-  withStore('commitHead: the term holder extends the head one block at a time; stale terms are refused', async (t, h) => {
-    const { write } = await supervised(h, 'chain-a');
-    const term1 = await write(undefined, 'n1');
-    const commit = (nodeId: string, term: Term, head: UnsafeHead) => h.store.commitHead({ chainId: 'chain-a', nodeId, term, head });
-
-    const first = await commit('n1', term1, headOf(1, term1));
-    t.match(first, { duplicate: false, head: headOf(1, term1) }, 'the first head of a chain is committed');
-    const second = await commit('n1', term1, headOf(2, term1));
-    t.ok(second.revision > first.revision, 'each commit is a new revision');
-    t.same((await h.store.read('chain-a'))?.head, headOf(2, term1), 'the committed head is the recorded head');
-
-    const replay = await commit('n1', term1, headOf(2, term1));
-    t.match(replay, { duplicate: true, revision: second.revision }, 'an identical re-commit is idempotent and writes nothing');
-    t.equal((await h.store.read('chain-a'))?.headRevision, second.revision, 'head key untouched by the replay');
-
-    const before = await h.store.read('chain-a');
-    await rejectsWith(t, commit('n1', term1, { ...headOf(3, term1), parentHash: 'ee'.repeat(32) }), 'HEAD_MISMATCH', 'wrong parent');
-    await rejectsWith(t, commit('n1', term1, headOf(4, term1)), 'HEAD_MISMATCH', 'a gap');
-    await rejectsWith(t, commit('n1', term1, { ...headOf(2, term1), hash: 'dd'.repeat(32) }), 'HEAD_MISMATCH', 'another hash at a committed height');
-    await rejectsWith(t, commit('n2', term1, headOf(3, term1, 'n2')), 'NOT_LEADER', 'a node that does not hold the term');
-    await rejectsWith(t, commit('n1', term1, headOf(3, term1, 'n2')), 'INVALID_ARGUMENT', 'a head naming another node');
-    await rejectsWith(t, commit('n1', 0n, headOf(3, 0n)), 'INVALID_ARGUMENT', 'term 0');
-    t.same(await h.store.read('chain-a'), before, 'refusals changed nothing');
-
-    const term2 = await write(term1, 'n2', { nodeId: 'n1', term: term1 });
-    await rejectsWith(t, commit('n1', term1, headOf(3, term1)), 'STALE_TERM', 'the deposed node cannot commit');
-    await rejectsWith(t, commit('n2', term1 + 1n, headOf(3, term1 + 1n, 'n2')), 'STALE_TERM', 'a term that never was');
-    t.equal((await h.store.read('chain-a'))?.head?.number, 2, 'the head stays where the old term left it');
-    const third = await commit('n2', term2, headOf(3, term2, 'n2'));
-    t.same(third.head, headOf(3, term2, 'n2'), 'the new term continues from the exact committed head');
-  });
-
-  withStore('commitHead: concurrent commits for one chain from two nodes leave exactly one lineage', async (t, h) => {
-    const { write } = await supervised(h, 'chain-a');
-    const term1 = await write(undefined, 'n1');
-    const commit = (nodeId: string, term: Term, head: UnsafeHead) => h.store.commitHead({ chainId: 'chain-a', nodeId, term, head });
-    await commit('n1', term1, headOf(1, term1));
-    // n1 races on with its blocks while the supervisor hands the term to n2, which commits its own
-    // block 2 on top of block 1: every height ends up with one hash, of one term.
-    const n1Blocks = [2, 3, 4, 5].map((n) => headOf(n, term1));
-    const n1 = (async () => {
-      const done: number[] = [];
-      for (const b of n1Blocks) {
-        try {
-          await commit('n1', term1, b);
-          done.push(b.number);
-        } catch (err) {
-          t.ok(isBatonError(err, 'STALE_TERM'), `n1 stops at STALE_TERM (block ${b.number})`);
-          break;
-        }
-      }
-      return done;
-    })();
-    const term2 = await write(term1, 'n2', { nodeId: 'n1', term: term1 });
-    const n1Done = await n1;
-    const recorded = (await h.store.read('chain-a'))!.head!;
-    t.equal(recorded.number, 1 + n1Done.length, "the recorded head is n1's last accepted commit");
-    const parallel = await Promise.allSettled([
-      commit('n2', term2, { ...headOf(recorded.number + 1, term2, 'n2'), hash: 'aa'.repeat(32) }),
-      commit('n2', term2, { ...headOf(recorded.number + 1, term2, 'n2'), hash: 'bb'.repeat(32) }),
-      commit('n1', term1, headOf(recorded.number + 1, term1)),
-    ]);
-    t.equal(parallel.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one of three competing blocks at one height is committed');
-    const final = (await h.store.read('chain-a'))!.head!;
-    t.equal(final.number, recorded.number + 1);
-    t.equal(final.term, term2, 'the winner holds the current term');
   });
 
   withStore('history is newest first, with reasons and predecessors', async (t, h) => {

@@ -3,6 +3,8 @@
 // woken active cannot publish anything of its old term, and the new active continues from the
 // exact committed head. The independent checker judges every node's activity log.
 import t from 'tap';
+import { createEtcdClient } from '../../src/adapters/etcd/client.js';
+import { EtcdKeys } from '../../src/adapters/etcd/keys.js';
 import { waitFor } from '../../src/devstack/process.js';
 import { readActivityLog } from '../../src/devstack/sim.js';
 import type { ActivityEntry } from '../../src/sim/activity.js';
@@ -15,6 +17,18 @@ type Entry<E extends ActivityEntry['ev']> = Extract<ActivityEntry, { ev: E }>;
 
 function entriesOf<E extends ActivityEntry['ev']>(file: string, ev: E): Entry<E>[] {
   return readActivityLog(file).filter((e): e is Entry<E> => e.ev === ev);
+}
+
+/** The chain's recorded head as etcd held it at `revision` (the head key's history). */
+async function headAtRevision(stack: Awaited<ReturnType<typeof startStack>>, revision: bigint): Promise<{ number: number; hash: string; term: string }> {
+  const client = createEtcdClient({ endpoints: stack.etcd.endpoints });
+  try {
+    const value = await client.get(new EtcdKeys().head('chain-a')).revision(revision.toString()).string();
+    if (value === null) throw new Error(`no head at revision ${revision}`);
+    return JSON.parse(value) as { number: number; hash: string; term: string };
+  } finally {
+    client.close();
+  }
 }
 
 async function committedHead(stack: Awaited<ReturnType<typeof startStack>>): Promise<{ number: number; hash: string; term: string }> {
@@ -59,6 +73,12 @@ t.test('commit mode: every published block is the committed head; kill -9 of the
   }, 10_000);
   t.ok(lastOldCommitted.number > begun.head, 'the new term commits above where it began');
   t.equal(newBlocks[0]!.number, begun.head + 1, `the first new block is ${begun.head + 1}, right above the committed head ${begun.head}`);
+  // The head key as of the txn that wrote the new term (its revision IS the term): from then on no
+  // commit of the old term can succeed, so this is the last head committed under it.
+  const atNewTerm = await headAtRevision(stack, next.term);
+  t.equal(BigInt(atNewTerm.term), first.term, `the head when term ${next.term} was written was committed under the old term ${first.term}`);
+  t.equal(begun.head, atNewTerm.number, `the new active began at that head's number (${atNewTerm.number})`);
+  t.equal(newBlocks[0]!.parent, atNewTerm.hash, "and on that head's hash: its first block's parent");
   const history = await stack.api().history('chain-a');
   t.equal(history.body.terms[0]?.nodeId, next.nodeId, 'history records the new leader');
   assertCheckerClean(t, stack);
@@ -77,9 +97,17 @@ t.test('commit mode: an active frozen (SIGSTOP) past the failover wakes up fence
   const fresh = stack.node('chain-a', next.nodeId);
   await waitFor('blocks of the new term', () => (blocksOf(fresh.logFile).some((b) => BigInt(b.term) === next.term) ? true : undefined), 10_000);
   const failedOverMs = Date.now() - frozenAt;
-  // The old lease (3.3 s) is still running when the old active wakes: only the commit fences it.
+  // The old lease is still running when the old active wakes: only the commit fences it.
   oldProc.process.resume();
-  t.comment(`frozen -> new active producing: ${failedOverMs} ms; the old lease had ${3300 - failedOverMs} ms left`);
+  const { leaseTtlMs } = (await stack.api().getChain('chain-a')).body.spec.policy;
+  t.ok(failedOverMs < leaseTtlMs, `frozen -> new active producing in ${failedOverMs} ms, within the node lease TTL ${leaseTtlMs} ms`);
+  // Sharper, from the old node's own log: the new active's first block came before the end of the
+  // last lease the node was granted before it froze. (Only those: a renewal that reached it while
+  // frozen is accepted when it wakes, as grpc-js dates a call's deadline from when it reads it.)
+  const oldLeaseEnd = Math.max(...readActivityLog(old.logFile)
+    .flatMap((e) => ((e.ev === 'lease-granted' || e.ev === 'lease-renewed') && BigInt(e.term) === first.term && e.t < frozenAt ? [e.expiresAt] : [])));
+  const firstNew = blocksOf(fresh.logFile).find((b) => BigInt(b.term) === next.term)!;
+  t.ok(firstNew.t < oldLeaseEnd, `the new active's first block came ${oldLeaseEnd - firstNew.t} ms before the old lease's end`);
 
   await waitFor('the woken node to stop producing under its old term', () =>
     entriesOf(old.logFile, 'active-until').some((e) => BigInt(e.term) === first.term) ? true : undefined, 10_000);

@@ -84,7 +84,7 @@ t.test('a fencing refusal ends the term; any other refusal is retried', async (t
   t.teardown(() => r.stop());
   const committer = new GrpcHeadCommitter([r.endpoint], undefined, 'chain-y');
   t.teardown(() => committer.close());
-  for (const code of ['STALE_TERM', 'NOT_LEADER', 'HEAD_MISMATCH']) {
+  for (const code of ['STALE_TERM', 'NOT_LEADER', 'NOT_COMMIT_MODE', 'HEAD_MISMATCH']) {
     r.refuseWith = code;
     t.match(await committer.commit('chain-y', block(3), 2000), { kind: 'fenced', code }, code);
   }

@@ -31,6 +31,7 @@ interface StoredLeader {
   nodeId: string;
   mode: LeaderRecord['mode'];
   previousMode?: LeaderRecord['mode'];
+  leaseGrantsLive?: boolean;
   sinceMs: number;
   reason: string;
   fromHead: number;
@@ -155,6 +156,7 @@ export class EtcdChainStore implements ChainStore {
     const leaderKey = this.keys.leader(chainId);
     const leader: StoredLeader = { nodeId: next.nodeId, mode: next.mode, sinceMs: history.atMs, reason: next.reason, fromHead: next.fromHead };
     if (next.previousMode !== undefined) leader.previousMode = next.previousMode;
+    if (next.leaseGrantsLive) leader.leaseGrantsLive = true;
     const entry: StoredTermRecord = {
       nodeId: history.nodeId,
       previousNodeId: history.previousNodeId ?? null,
@@ -288,19 +290,24 @@ export class EtcdChainStore implements ChainStore {
         fresh = true;
         continue;
       }
-      if (verdict === 'duplicate') return { head: base!.head!, revision: base!.revision, duplicate: true };
       const b = base!;
+      // A duplicate judged on a fresh read is one. On the cache it is only a guess: another replica
+      // may have written a newer term, or a break-glass rollback may have taken the head back, and
+      // then the same answer would confirm a block to a deposed node. So it is confirmed by a txn
+      // with the same compares and no write (duplicates are rare: a retry after a lost answer).
+      if (verdict === 'duplicate' && fresh) return { head: b.head!, revision: b.revision, duplicate: true };
       const headKey = this.keys.head(chainId);
       const leaderKey = this.keys.leader(chainId);
       const req: ITxnRequest = {
         compare: [compare.modRevision(leaderKey, term), headCompare(headKey, b.revision)],
-        success: [op.put(headKey, storedHead(head))],
+        success: verdict === 'write' ? [op.put(headKey, storedHead(head))] : [],
         failure: [op.get(leaderKey), op.get(headKey)],
       };
       const batcher = this.batcher;
       const res = batcher
         ? await etcdCall('commit head', () => batcher.submit(chainId, req))
         : await this.txn('commit head', req).then((r) => ({ succeeded: r.succeeded, responses: r.responses, revision: r.header.revision }));
+      if (res.succeeded && verdict === 'duplicate') return { head: b.head!, revision: b.revision, duplicate: true };
       if (res.succeeded) {
         const revision = toRevision(res.revision);
         this.remember(chainId, { ...b, head, revision });
@@ -419,21 +426,24 @@ function headCompare(headKey: string, revision: bigint) {
 
 function toCommitBase(leader: IKeyValue | undefined, head: IKeyValue | undefined): CommitBaseAt | undefined {
   if (!leader) return undefined;
+  const stored = parseJson<StoredLeader>(leader);
   return {
     term: toRevision(leader.mod_revision),
-    leaderNodeId: parseJson<StoredLeader>(leader).nodeId,
+    leaderNodeId: stored.nodeId,
+    mode: stored.mode,
     head: head ? toHead(head) : undefined,
     revision: head ? toRevision(head.mod_revision) : 0n,
   };
 }
 
-/** The leader record and the mode of the term it replaced, from one parse of the leader key. */
-function toLeaderState(kv: IKeyValue | undefined): Pick<ChainState, 'leader' | 'previousMode'> {
-  if (!kv) return { leader: undefined, previousMode: undefined };
+/** The leader record and what it says of the terms before it, from one parse of the leader key. */
+function toLeaderState(kv: IKeyValue | undefined): Pick<ChainState, 'leader' | 'previousMode' | 'leaseGrantsLive'> {
+  if (!kv) return { leader: undefined, previousMode: undefined, leaseGrantsLive: undefined };
   const v = parseJson<StoredLeader>(kv);
   return {
     leader: { nodeId: v.nodeId, term: toRevision(kv.mod_revision), mode: v.mode, sinceMs: v.sinceMs, reason: v.reason, fromHead: v.fromHead },
     previousMode: v.previousMode,
+    leaseGrantsLive: v.leaseGrantsLive === true,
   };
 }
 

@@ -5,14 +5,16 @@ import { createEtcdClient } from '../../../src/adapters/etcd/client.js';
 import { EtcdKeys } from '../../../src/adapters/etcd/keys.js';
 import { ReplicaSession } from '../../../src/adapters/etcd/replica-session.js';
 import { EtcdCluster } from '../../../src/devstack/etcd.js';
-import { chainStoreContract, specOf } from '../../contract/chain-store.contract.js';
+import { chainStoreContract, specOf, type ContractHarness } from '../../contract/chain-store.contract.js';
+import { commitContract } from '../../contract/commit.contract.js';
 
 const cluster = await EtcdCluster.start({ members: 1 });
 t.teardown(() => cluster.stop());
 
 let n = 0;
-chainStoreContract(t, async () => {
+const harness = async (): Promise<ContractHarness> => {
   const client = createEtcdClient({ endpoints: cluster.endpoints });
+  const others: ReturnType<typeof createEtcdClient>[] = [];
   const keys = new EtcdKeys(`/baton-contract-${process.pid}-${++n}/`);
   const [a, b] = await Promise.all(
     ['replica-a', 'replica-b'].map((replicaId) => ReplicaSession.start({ client, keys, replicaId })),
@@ -28,12 +30,19 @@ chainStoreContract(t, async () => {
       await client.delete().key(keys.supervisor(chainId));
       if (!(await b!.acquire(chainId))) throw new Error(`replica-b could not take ${chainId}`);
     },
+    another(options) {
+      const other = createEtcdClient({ endpoints: cluster.endpoints });
+      others.push(other);
+      return new EtcdChainStore(other, keys, options);
+    },
     async close() {
       await Promise.all([a!.close(), b!.close()]);
-      client.close();
+      for (const c of [client, ...others]) c.close();
     },
   };
-});
+};
+chainStoreContract(t, harness);
+commitContract(t, harness);
 
 t.test('listSpecs reads more chains than etcd allows ops in one txn (128)', async (t) => {
   const client = createEtcdClient({ endpoints: cluster.endpoints });

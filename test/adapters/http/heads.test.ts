@@ -25,10 +25,10 @@ const commit = (t: Test, body: unknown, chain = 'chain-h') =>
 
 let fence: SupervisionFence | undefined;
 
-async function leader(nodeId: string, expected: Term | undefined): Promise<Term> {
+async function leader(nodeId: string, expected: Term | undefined, mode: 'lease' | 'commit' = 'commit'): Promise<Term> {
   fence ??= await session.acquire('chain-h');
   if (!fence) throw new Error('could not supervise chain-h');
-  return harness.store.writeLeader(fence, expected, { nodeId, reason: 'test', fromHead: 0, mode: 'commit' }, {
+  return harness.store.writeLeader(fence, expected, { nodeId, reason: 'test', fromHead: 0, mode }, {
     nodeId, previousNodeId: undefined, previousTerm: expected, fromHead: 0, reason: 'test', atMs: Date.now(), supervisor: 'test-supervisor', durationMs: undefined,
   });
 }
@@ -70,4 +70,14 @@ t.test('commit, replay and every refusal', async (t) => {
   t.equal(deposed.body?.code, 'STALE_TERM', 'the deposed node is told to stop');
   const next = await commit(t, { nodeId: 'n2', term: term2.toString(), head: head(2) });
   t.equal(next.status, 200, 'the new term continues from the committed head');
+});
+
+t.test('a commit under a lease-mode term is 409 NOT_COMMIT_MODE and changes nothing', async (t) => {
+  const current = (await harness.store.read('chain-h'))?.leader?.term;
+  const term = await leader('n1', current, 'lease');
+  const before = await harness.snapshot();
+  const res = await commit(t, { nodeId: 'n1', term: term.toString(), head: head(3, hash(2)) });
+  t.equal(res.status, 409);
+  t.equal(res.body?.code, 'NOT_COMMIT_MODE');
+  t.same(await harness.snapshot(), before, 'nothing changed in etcd');
 });

@@ -6,9 +6,10 @@ import { op } from '../../../src/adapters/etcd/client.js';
 import { EtcdKeys } from '../../../src/adapters/etcd/keys.js';
 import { ReplicaSession } from '../../../src/adapters/etcd/replica-session.js';
 import { MemoryEtcd } from '../../../src/adapters/memory/memory-etcd.js';
-import { chainStoreContract, specOf } from '../../contract/chain-store.contract.js';
+import { chainStoreContract, specOf, type ContractHarness } from '../../contract/chain-store.contract.js';
+import { commitContract } from '../../contract/commit.contract.js';
 
-chainStoreContract(t, async () => {
+const harness = async (): Promise<ContractHarness> => {
   const etcd = new MemoryEtcd();
   const keys = new EtcdKeys('/baton-contract/');
   const [a, b] = await Promise.all(['replica-a', 'replica-b'].map((replicaId) => ReplicaSession.start({ client: etcd, keys, replicaId })));
@@ -23,11 +24,14 @@ chainStoreContract(t, async () => {
       etcd.txnNow({ success: [op.del(keys.supervisor(chainId))] });
       if (!(await b!.acquire(chainId))) throw new Error(`replica-b could not take ${chainId}`);
     },
+    another: (options) => new EtcdChainStore(etcd, keys, options),
     async close() {
       await Promise.all([a!.close(), b!.close()]);
     },
   };
-});
+};
+chainStoreContract(t, harness);
+commitContract(t, harness);
 
 t.test('listSpecs reads more chains than etcd allows ops in one txn (128)', async (t) => {
   const store = new EtcdChainStore(new MemoryEtcd(), new EtcdKeys('/baton-many/'));

@@ -667,6 +667,7 @@ export interface GetChainResponse {
  * left unset; when set they must equal `term` and `node_id`. Errors (baton-error-code):
  * STALE_TERM (FAILED_PRECONDITION): `term` is not the chain's current term: stop producing.
  * NOT_LEADER (FAILED_PRECONDITION): the term belongs to another node.
+ * NOT_COMMIT_MODE (FAILED_PRECONDITION): the term is a lease-mode term: its heads are not committed.
  * HEAD_MISMATCH (FAILED_PRECONDITION): the block does not extend the committed head by one
  * (details: parent, gap, committed-height).
  */
