@@ -107,7 +107,7 @@ export class ChainSupervisor {
     private readonly deps: SupervisorDeps,
   ) {
     this.leases = new LeaseBook(deps.clock.monoMs(), deps.nodes.deadlineMs);
-    this.nodes = boundByProof(deps.nodes, deps.proof, () => deps.clock.monoMs());
+    this.nodes = boundByProof(deps.nodes, deps.proof, deps.clock);
     this.change = new LeaderChangeTrace({ chainId: spec.id, tracer: deps.tracer, metrics: deps.metrics, monoMs: () => deps.clock.monoMs(), wallMs: () => deps.clock.wallMs() });
     this.runner = new OperationRunner({
       tracer: this.change.tracer,
