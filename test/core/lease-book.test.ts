@@ -7,7 +7,7 @@ const DEADLINE = 250;
 const TTL = 4500;
 
 t.test('lease-mode grants bound the wait for every node but the leader; commit-mode grants do not', async (t) => {
-  const book = new LeaseBook(0, DEADLINE);
+  const book = new LeaseBook(0, DEADLINE, 0);
   t.equal(book.view(undefined, TTL).oldLeasesEndMs, DEADLINE + TTL, 'a new supervisor inherits its predecessor\'s possible grants');
   book.sent('a1', 10_000, TTL, 'lease');
   t.equal(book.view('b2', TTL).oldLeasesEndMs, 10_000 + DEADLINE + TTL, "a1's lease-mode grant is waited out");
@@ -17,7 +17,7 @@ t.test('lease-mode grants bound the wait for every node but the leader; commit-m
 });
 
 t.test('the inherited bound is waived when the previous supervisor granted only under commit-mode terms', async (t) => {
-  const book = new LeaseBook(5_000, DEADLINE);
+  const book = new LeaseBook(5_000, DEADLINE, 0);
   book.waiveInherited();
   t.equal(book.view(undefined, TTL).oldLeasesEndMs, 0, 'nothing to wait out');
   book.sent('a1', 6_000, TTL, 'lease');
@@ -25,7 +25,7 @@ t.test('the inherited bound is waived when the previous supervisor granted only 
 });
 
 t.test('leaseGrantsLive: any lease-mode grant that may still be valid, the leader\'s own included', async (t) => {
-  const book = new LeaseBook(0, DEADLINE);
+  const book = new LeaseBook(0, DEADLINE, 0);
   t.equal(book.leaseGrantsLive(DEADLINE + TTL - 1, TTL), true, "the predecessor's possible grants, until their bound");
   t.equal(book.leaseGrantsLive(DEADLINE + TTL, TTL), false, 'then none');
   book.sent('a1', 10_000, TTL, 'lease');
@@ -33,7 +33,18 @@ t.test('leaseGrantsLive: any lease-mode grant that may still be valid, the leade
   t.equal(book.leaseGrantsLive(10_000 + DEADLINE + TTL, TTL), false, 'until its bound');
   book.sent('a1', 20_000, TTL, 'commit');
   t.equal(book.leaseGrantsLive(20_000, TTL), false, 'commit-mode grants do not count');
-  const waived = new LeaseBook(0, DEADLINE);
+  const waived = new LeaseBook(0, DEADLINE, 0);
   waived.waiveInherited();
   t.equal(waived.leaseGrantsLive(0, TTL), false, 'a waived inheritance does not count');
+});
+
+t.test('the allowed clock skew of the nodes stretches every bound, inherited or own', async (t) => {
+  const SKEW = 100;
+  const book = new LeaseBook(5_000, DEADLINE, SKEW);
+  t.equal(book.view(undefined, TTL).oldLeasesEndMs, 5_000 + DEADLINE + SKEW + TTL, 'a predecessor\'s grant may be judged on a node clock that is behind');
+  book.sent('a1', 10_000, TTL, 'lease');
+  t.equal(book.view('b2', TTL).oldLeasesEndMs, 10_000 + DEADLINE + SKEW + TTL, 'and so may our own');
+  t.equal(book.leaseGrantsLive(10_000 + DEADLINE + SKEW + TTL - 1, TTL), true, 'live until the stretched bound');
+  t.equal(book.leaseGrantsLive(10_000 + DEADLINE + SKEW + TTL, TTL), false);
+  t.throws(() => new LeaseBook(0, DEADLINE, -1), RangeError, 'a negative skew is refused');
 });

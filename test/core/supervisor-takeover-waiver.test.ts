@@ -104,6 +104,7 @@ class World {
       ops: new EtcdOperationStore(this.etcd, this.keys, { clock: this.loop }),
       nodes,
       clock: this.loop,
+      maxClockSkewMs: 0,
       scheduler: this.loop.scheduler(),
       proof: { provenUntilMs: () => Infinity },
       slots: { acquire: async () => async () => undefined },
