@@ -199,6 +199,7 @@ export class ReplicaRuntime {
           ops: this.deps.ops,
           nodes: this.deps.nodes,
           clock: this.deps.clock,
+          maxClockSkewMs: config.node.maxClockSkewMs,
           scheduler: this.deps.scheduler,
           proof: session,
           slots: { acquire: () => session.acquireFailoverSlot(this.fleet.maxConcurrentFailovers) },

@@ -23,8 +23,13 @@ export interface Config {
     readonly resyncMs: number;
   };
   readonly node: {
-    /** Deadline of every node RPC; also part of every lease bound (send + deadline + TTL). */
+    /** Deadline of every node RPC; also part of every lease bound (send + deadline + skew + TTL). */
     readonly rpcDeadlineMs: number;
+    /**
+     * How far a node's wall clock may be behind this replica's: a node judges a grant's absolute
+     * deadline (not_after_unix_ms) on its wall clock, so lease-mode bounds add this much.
+     */
+    readonly maxClockSkewMs: number;
   };
   readonly http: { readonly host: string; readonly port: number };
   readonly grpc: { readonly host: string; readonly port: number };
@@ -100,7 +105,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   etcd: { endpoints: ['http://127.0.0.1:2379'], prefix: '/baton/', callDeadlineMs: 2000 },
   replica: { leaseTtlS: 3, fenceMarginMs: 500, takeoverGraceMs: 2000, resyncMs: 5000 },
-  node: { rpcDeadlineMs: 250 },
+  node: { rpcDeadlineMs: 250, maxClockSkewMs: 100 },
   http: { host: '127.0.0.1', port: 8080 },
   grpc: { host: '127.0.0.1', port: 9090 },
   ops: { host: '127.0.0.1', port: 0 },
@@ -124,6 +129,7 @@ const ENV: Record<string, string> = {
   BATON_FENCE_MARGIN_MS: 'replica.fenceMarginMs',
   BATON_TAKEOVER_GRACE_MS: 'replica.takeoverGraceMs',
   BATON_NODE_DEADLINE_MS: 'node.rpcDeadlineMs',
+  BATON_NODE_MAX_CLOCK_SKEW_MS: 'node.maxClockSkewMs',
   BATON_HTTP_HOST: 'http.host',
   BATON_HTTP_PORT: 'http.port',
   BATON_GRPC_HOST: 'grpc.host',
@@ -238,7 +244,10 @@ export function parseConfig(raw: Record<string, unknown>): Config {
       takeoverGraceMs: int('replica.takeoverGraceMs', replica.takeoverGraceMs, 0, 600_000),
       resyncMs: int('replica.resyncMs', replica.resyncMs, 100, 600_000),
     },
-    node: { rpcDeadlineMs: int('node.rpcDeadlineMs', node.rpcDeadlineMs, 20, 60_000) },
+    node: {
+      rpcDeadlineMs: int('node.rpcDeadlineMs', node.rpcDeadlineMs, 20, 60_000),
+      maxClockSkewMs: int('node.maxClockSkewMs', node.maxClockSkewMs, 0, 10_000),
+    },
     http: { host, port: int('http.port', http.port, 0, 65535) },
     grpc: { host: listenHost('grpc.host', grpc.host), port: int('grpc.port', grpc.port, 0, 65535) },
     ops: { host: listenHost('ops.host', ops.host), port: int('ops.port', ops.port, 0, 65535) },

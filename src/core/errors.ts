@@ -29,6 +29,8 @@ export type ErrorCode =
   | 'IDEMPOTENCY_MISMATCH'
   | 'NOT_ELIGIBLE'
   | 'INTERNAL'
+  /** A node refusing a lease-granting call past its absolute deadline (not_after_unix_ms). */
+  | 'DEADLINE_EXCEEDED'
   // Access: no usable client identity, a role without the permission, over a per-principal limit.
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'

@@ -1,6 +1,9 @@
 // What a supervisor knows about the node leases it granted: for every node, the latest instant its
 // lease could still be valid. A grant sent at s with TTL t can be accepted by the node as late as
 // s + RPC deadline (a node refuses calls past their deadline), and then lasts t from acceptance.
+// The node judges that deadline on its own wall clock (not_after_unix_ms: a relative one restarts
+// when a frozen node wakes), so a node clock behind ours by up to the allowed skew stretches the
+// bound by that much: s + deadline + skew + t.
 import type { FencingMode } from './chain.js';
 import type { LeaseView } from './decide.js';
 
@@ -19,12 +22,21 @@ export class LeaseBook {
 
   /**
    * @param acquiredAtMs when this replica became the chain's supervisor: a grant sent by the
-   *   previous supervisor cannot have been sent after that, so it ends by acquiredAt + deadline + TTL.
+   *   previous supervisor cannot have been sent after that, so it ends by acquiredAt + window + TTL.
+   * @param maxClockSkewMs how far a node's wall clock may be behind this replica's (config
+   *   node.maxClockSkewMs); part of every bound, with the deadline.
    */
   constructor(
     private readonly acquiredAtMs: number,
-    private readonly deadlineMs: number,
-  ) {}
+    deadlineMs: number,
+    maxClockSkewMs: number,
+  ) {
+    if (!(maxClockSkewMs >= 0)) throw new RangeError(`maxClockSkewMs must be >= 0, got ${maxClockSkewMs}`);
+    this.windowMs = deadlineMs + maxClockSkewMs;
+  }
+
+  /** From a grant's send time to the latest instant a node may accept it, as this replica sees it. */
+  private readonly windowMs: number;
 
   /**
    * A grant is about to be sent; returns its send time. A grant under a commit-mode term does not
@@ -33,7 +45,7 @@ export class LeaseBook {
    */
   sent(nodeId: string, nowMs: number, ttlMs: number, mode: FencingMode): number {
     if (mode === 'lease') {
-      const bound = nowMs + this.deadlineMs + ttlMs;
+      const bound = nowMs + this.windowMs + ttlMs;
       this.bound.set(nodeId, Math.max(this.bound.get(nodeId) ?? 0, bound));
     }
     return nowMs;
@@ -55,7 +67,7 @@ export class LeaseBook {
   }
 
   view(leaderId: string | undefined, ttlMs: number): LeaseView {
-    let oldLeasesEndMs = this.inheritedWaived ? 0 : this.acquiredAtMs + this.deadlineMs + ttlMs;
+    let oldLeasesEndMs = this.inheritedWaived ? 0 : this.acquiredAtMs + this.windowMs + ttlMs;
     for (const [nodeId, bound] of this.bound) {
       if (nodeId !== leaderId) oldLeasesEndMs = Math.max(oldLeasesEndMs, bound);
     }

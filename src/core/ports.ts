@@ -163,6 +163,12 @@ export interface NodeCallOptions {
    * fixed before the call is made, so time lost on the way (a pause of this process) uses it up.
    */
   readonly notAfterMonoMs?: number;
+  /**
+   * The same instant on the wall clock (the Clock's wallMs), sent to the node as the call's
+   * absolute deadline (not_after_unix_ms): a relative gRPC deadline restarts when a frozen node
+   * wakes and reads the call, this one does not.
+   */
+  readonly notAfterWallMs?: number;
 }
 
 /**

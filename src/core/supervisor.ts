@@ -37,6 +37,8 @@ export interface SupervisorDeps {
   readonly ops: OperationStore;
   readonly nodes: NodeControl;
   readonly clock: Clock;
+  /** How far a node's wall clock may be behind this replica's (config node.maxClockSkewMs): part of every lease bound. */
+  readonly maxClockSkewMs: number;
   readonly scheduler: Scheduler;
   readonly proof: ReplicaProof;
   readonly slots: FailoverSlots;
@@ -106,8 +108,8 @@ export class ChainSupervisor {
     private spec: ChainSpec,
     private readonly deps: SupervisorDeps,
   ) {
-    this.leases = new LeaseBook(deps.clock.monoMs(), deps.nodes.deadlineMs);
-    this.nodes = boundByProof(deps.nodes, deps.proof, () => deps.clock.monoMs());
+    this.leases = new LeaseBook(deps.clock.monoMs(), deps.nodes.deadlineMs, deps.maxClockSkewMs);
+    this.nodes = boundByProof(deps.nodes, deps.proof, deps.clock);
     this.change = new LeaderChangeTrace({ chainId: spec.id, tracer: deps.tracer, metrics: deps.metrics, monoMs: () => deps.clock.monoMs(), wallMs: () => deps.clock.wallMs() });
     this.runner = new OperationRunner({
       tracer: this.change.tracer,

@@ -20,6 +20,14 @@ export interface Lease {
   mode: 'lease' | 'commit';
 }
 
+/**
+ * How long a lease granted at wall time `wallNow` lasts: `ttlMs`, but ending no later than
+ * `endByWall`. Converted once, at acceptance, to a length on the monotonic clock.
+ */
+export function cappedTtlMs(ttlMs: number, endByWall: number, wallNow: number): number {
+  return Math.max(0, Math.min(ttlMs, endByWall - wallNow));
+}
+
 // setTimeout's largest delay; a longer lease re-arms when the timer fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -30,15 +38,19 @@ export class LeaseClock {
 
   constructor(private readonly onLapse: () => void) {}
 
-  /** A lease from now; its first block is due `firstBlockInMs` from now. */
-  grant(term: bigint, ttlMs: number, firstBlockInMs: number, ticket: Buffer | undefined, mode: Lease['mode'] = 'lease'): Lease {
+  /**
+   * A lease from now, ending no later than `endByWall` (wall-clock ms: the grant's not_after + TTL);
+   * its first block is due `firstBlockInMs` from now.
+   */
+  grant(term: bigint, ttlMs: number, firstBlockInMs: number, ticket: Buffer | undefined, mode: Lease['mode'] = 'lease', endByWall = Infinity): Lease {
     const mono = performance.now();
     const wall = Date.now();
+    const lastsMs = cappedTtlMs(ttlMs, endByWall, wall);
     const lease: Lease = {
       term,
       grantedAt: wall,
-      expiresAt: wall + ttlMs,
-      expiresMono: mono + ttlMs,
+      expiresAt: wall + lastsMs,
+      expiresMono: mono + lastsMs,
       nextBlockAt: mono + Math.max(0, firstBlockInMs),
       ticket,
       mode,
@@ -48,11 +60,13 @@ export class LeaseClock {
     return lease;
   }
 
-  extend(lease: Lease, ttlMs: number): void {
+  /** A renewal: `ttlMs` from now, ending no later than `endByWall` (wall-clock ms). */
+  extend(lease: Lease, ttlMs: number, endByWall = Infinity): void {
     const mono = performance.now();
     lease.grantedAt = Date.now();
-    lease.expiresAt = lease.grantedAt + ttlMs;
-    lease.expiresMono = mono + ttlMs;
+    const lastsMs = cappedTtlMs(ttlMs, endByWall, lease.grantedAt);
+    lease.expiresAt = lease.grantedAt + lastsMs;
+    lease.expiresMono = mono + lastsMs;
     this.current = lease;
     this.arm();
   }

@@ -31,7 +31,7 @@ import type { CommitOutcome, HeadCommitter } from './committer.js';
 import { FollowLoop, type Reorg } from './follower.js';
 import { LeaseClock, type Lease } from './lease.js';
 import { BlockProducer } from './producer.js';
-import { leaseTtlMs, readTicket, refuseStale, requireAddressee, requireHeadAtLeast, requireHeadExactly } from './rules.js';
+import { leaseTtlMs, readTicket, refuseStale, requireAddressee, requireHeadAtLeast, requireHeadExactly, requireNotAfter } from './rules.js';
 
 export interface SimNodeConfig {
   chainId: string;
@@ -126,6 +126,7 @@ export class SimNode {
   startSequencer(req: StartSequencerRequest): StartSequencerResponse {
     return this.fenced('StartSequencer', req.leaseToken, (term) => {
       const ttlMs = leaseTtlMs(req.leaseTtlMs);
+      const endBy = requireNotAfter(req.notAfterUnixMs, ttlMs, Date.now());
       refuseStale(term, this.highestTerm, this.config.unsafeAcceptLowerTerms);
       requireAddressee(req, this.reportedIdentity().chainId, this.config.nodeId);
       const mode = modeOf(req.fencingMode);
@@ -138,7 +139,7 @@ export class SimNode {
       // src/simworld, found the stall).
       if (req.unsafe) this.adoptCommitted(req.unsafe);
       if (req.unsafe) requireHeadAtLeast(this.chain, Number(req.unsafe.l2Number), req.unsafe.l2Hash);
-      this.activate(term, ttlMs, undefined, mode);
+      this.activate(term, ttlMs, undefined, mode, endBy);
       return {
         activated: true,
         term: { term, leaderId: this.config.nodeId },
@@ -189,6 +190,7 @@ export class SimNode {
   completeHandoff(req: CompleteHandoffRequest): CompleteHandoffResponse {
     return this.fenced('CompleteHandoff', req.leaseToken, (term) => {
       const ttlMs = leaseTtlMs(req.leaseTtlMs);
+      const endBy = requireNotAfter(req.notAfterUnixMs, ttlMs, Date.now());
       const ticket = readTicket(req.handoffTicket, this.reportedIdentity().chainId, this.config.nodeId);
       if (term <= ticket.term) {
         throw new BatonError('STALE_TERM', `stale term ${term}: must be greater than the ticket's term ${ticket.term}`);
@@ -204,7 +206,7 @@ export class SimNode {
         throw new BatonError('ALREADY_ACTIVE', `already active under term ${term}`);
       }
       requireHeadExactly(this.chain, Number(ticket.l2Number), ticket.l2Hash);
-      this.activate(term, ttlMs, Buffer.from(req.handoffTicket), modeOf(req.fencingMode));
+      this.activate(term, ttlMs, Buffer.from(req.handoffTicket), modeOf(req.fencingMode), endBy);
       return respond();
     });
   }
@@ -212,10 +214,11 @@ export class SimNode {
   renewLease(req: RenewLeaseRequest): RenewLeaseResponse {
     return this.fenced('RenewLease', req.leaseToken, (term) => {
       const ttlMs = leaseTtlMs(req.leaseTtlMs);
+      const endBy = requireNotAfter(req.notAfterUnixMs, ttlMs, Date.now());
       refuseStale(term, this.highestTerm, this.config.unsafeAcceptLowerTerms);
       const lease = this.requireActive(term);
       this.raiseHighest(term);
-      this.clock.extend(lease, ttlMs);
+      this.clock.extend(lease, ttlMs, endBy);
       this.record({ ev: 'lease-renewed', term: term.toString(), ttlMs, expiresAt: lease.expiresAt }, lease.grantedAt);
       return { renewed: true, leaseRemainingMs: this.leaseRemainingMs(), unsafe: unsafeHeadOf(this.chain.head) };
     });
@@ -344,11 +347,11 @@ export class SimNode {
 
   // ---- activity -------------------------------------------------------------------------------
 
-  private activate(term: bigint, ttlMs: number, ticket: Buffer | undefined, mode: Lease['mode']): void {
+  private activate(term: bigint, ttlMs: number, ticket: Buffer | undefined, mode: Lease['mode'], endByWall: number): void {
     if (this.lease) this.deactivate(this.clock.valid(this.lease) ? 'superseded' : 'lease-expired');
     this.raiseHighest(term);
     this.prepared = undefined;
-    const lease = this.clock.grant(term, ttlMs, this.firstBlockInMs(), ticket, mode);
+    const lease = this.clock.grant(term, ttlMs, this.firstBlockInMs(), ticket, mode, endByWall);
     this.lease = lease;
     const termStr = term.toString();
     this.record({ ev: 'lease-granted', term: termStr, ttlMs, expiresAt: lease.expiresAt }, lease.grantedAt);

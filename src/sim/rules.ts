@@ -11,6 +11,21 @@ export function leaseTtlMs(ms: bigint): number {
 }
 
 /**
+ * The absolute deadline of a lease-granting call (`not_after_unix_ms`, wall-clock ms; 0: none):
+ * past it the call is refused and changes nothing. gRPC's own deadline is relative and counted
+ * from when this process read the call, so it cannot tell a call that waited in the socket buffer
+ * while the process was frozen. Returns the latest wall-clock end of the lease the call may grant.
+ */
+export function requireNotAfter(notAfterUnixMs: bigint, ttlMs: number, wallNow: number): number {
+  if (notAfterUnixMs === 0n) return Infinity;
+  const notAfter = Number(notAfterUnixMs);
+  if (wallNow > notAfter) {
+    throw new BatonError('DEADLINE_EXCEEDED', `call past its deadline: not_after ${notAfter} is ${wallNow - notAfter} ms ago`, { notAfter, lateMs: wallNow - notAfter });
+  }
+  return notAfter + ttlMs;
+}
+
+/**
  * Fencing: nothing older than the highest term the node has seen. `unsafeAcceptLowerTerms` is the
  * negative control of the drill (BATON_UNSAFE_FAULTS=accept-lower-terms): never set it otherwise.
  */

@@ -154,6 +154,9 @@ export class SimReplica implements Supervision, ReplicaProof {
           ops,
           nodes: this.nodes,
           clock: this.loop,
+          // Every process of the simulated world reads the one loop clock, and the network drops a
+          // call that arrives after its deadline: there is no skew to allow for.
+          maxClockSkewMs: 0,
           scheduler,
           proof: this,
           slots: { acquire: () => this.acquireFailoverSlot(fleet.maxConcurrentFailovers) },

@@ -18,7 +18,7 @@ t.test('defaults', async (t) => {
     logLevel: 'info',
     etcd: { endpoints: ['http://127.0.0.1:2379'], prefix: '/baton/', callDeadlineMs: 2000 },
     replica: { leaseTtlS: 3, fenceMarginMs: 500, takeoverGraceMs: 2000, resyncMs: 5000 },
-    node: { rpcDeadlineMs: 250 },
+    node: { rpcDeadlineMs: 250, maxClockSkewMs: 100 },
     http: { host: '127.0.0.1', port: 8080 },
     chainsFile: undefined,
   });
@@ -59,6 +59,7 @@ t.test('file, then environment, then flags', async (t) => {
     BATON_ETCD_PREFIX: '/env/',
     BATON_LOG_LEVEL: '',
     BATON_NODE_DEADLINE_MS: '400',
+    BATON_NODE_MAX_CLOCK_SKEW_MS: '0',
     UNRELATED: 'x',
   };
   const withEnv = loadConfig({ file, env });
@@ -68,6 +69,7 @@ t.test('file, then environment, then flags', async (t) => {
   t.equal(withEnv.etcd.prefix, '/env/');
   t.equal(withEnv.logLevel, 'warn', 'an empty variable is unset');
   t.equal(withEnv.node.rpcDeadlineMs, 400);
+  t.equal(withEnv.node.maxClockSkewMs, 0, 'a skew of 0 (nodes share our clock) is allowed');
 
   const all = loadConfig({ file, env, overrides: { 'http.port': '9200', replicaId: 'from-flag', 'etcd.endpoints': 'http://c:2379' } });
   t.equal(all.http.port, 9200, 'flags beat the environment');
@@ -106,6 +108,8 @@ const BAD: [string, Record<string, unknown>, string][] = [
   ['takeover grace negative', { replica: { takeoverGraceMs: -1 } }, 'replica.takeoverGraceMs'],
   ['resync too fast', { replica: { resyncMs: 50 } }, 'replica.resyncMs'],
   ['node deadline too short', { node: { rpcDeadlineMs: 10 } }, 'node.rpcDeadlineMs'],
+  ['clock skew negative', { node: { maxClockSkewMs: -1 } }, 'node.maxClockSkewMs'],
+  ['clock skew over 10 s', { node: { maxClockSkewMs: 10_001 } }, 'node.maxClockSkewMs'],
   ['port too large', { http: { port: 70000 } }, 'http.port'],
   ['port negative', { http: { port: -1 } }, 'http.port'],
   ['port with trailing garbage', { http: { port: '80x' } }, 'http.port'],

@@ -7,7 +7,7 @@ const DEADLINE = 250;
 const TTL = 4500;
 
 t.test('lease-mode grants bound the wait for every node but the leader; commit-mode grants do not', async (t) => {
-  const book = new LeaseBook(0, DEADLINE);
+  const book = new LeaseBook(0, DEADLINE, 0);
   t.equal(book.view(undefined, TTL).oldLeasesEndMs, DEADLINE + TTL, 'a new supervisor inherits its predecessor\'s possible grants');
   book.sent('a1', 10_000, TTL, 'lease');
   t.equal(book.view('b2', TTL).oldLeasesEndMs, 10_000 + DEADLINE + TTL, "a1's lease-mode grant is waited out");
@@ -17,9 +17,18 @@ t.test('lease-mode grants bound the wait for every node but the leader; commit-m
 });
 
 t.test('the inherited bound is waived when the previous supervisor granted only under commit-mode terms', async (t) => {
-  const book = new LeaseBook(5_000, DEADLINE);
+  const book = new LeaseBook(5_000, DEADLINE, 0);
   book.waiveInherited();
   t.equal(book.view(undefined, TTL).oldLeasesEndMs, 0, 'nothing to wait out');
   book.sent('a1', 6_000, TTL, 'lease');
   t.equal(book.view('b2', TTL).oldLeasesEndMs, 6_000 + DEADLINE + TTL, 'its own lease-mode grants still count');
+});
+
+t.test('the allowed clock skew of the nodes stretches every bound, inherited or own', async (t) => {
+  const SKEW = 100;
+  const book = new LeaseBook(5_000, DEADLINE, SKEW);
+  t.equal(book.view(undefined, TTL).oldLeasesEndMs, 5_000 + DEADLINE + SKEW + TTL, 'a predecessor\'s grant may be judged on a node clock that is behind');
+  book.sent('a1', 10_000, TTL, 'lease');
+  t.equal(book.view('b2', TTL).oldLeasesEndMs, 10_000 + DEADLINE + SKEW + TTL, 'and so may our own');
+  t.throws(() => new LeaseBook(0, DEADLINE, -1), RangeError, 'a negative skew is refused');
 });

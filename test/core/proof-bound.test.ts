@@ -25,14 +25,16 @@ t.test('a grant never outlives the proof', async (t) => {
   const { nodes, calls } = recording();
   let now = 10_000;
   const proof = { provenUntilMs: () => 11_000 };
-  const bounded = boundByProof(nodes, proof, () => now);
+  // The wall clock reads 1.7e12 + mono: the same instant travels on both.
+  const WALL = 1_700_000_000_000;
+  const bounded = boundByProof(nodes, proof, { monoMs: () => now, wallMs: () => WALL + now });
   await bounded.start(node, grant);
-  t.same(calls.pop(), { what: 'start', options: { notAfterMonoMs: 10_250 } }, 'plenty of proof: the adapter deadline, as an instant');
+  t.same(calls.pop(), { what: 'start', options: { notAfterMonoMs: 10_250, notAfterWallMs: WALL + 10_250 } }, 'plenty of proof: the adapter deadline, as an instant');
   now = 10_920;
   await bounded.renew(node, 5n, 3000);
-  t.same(calls.pop(), { what: 'renew', options: { notAfterMonoMs: 11_000 } }, 'little proof left: the call ends with it');
+  t.same(calls.pop(), { what: 'renew', options: { notAfterMonoMs: 11_000, notAfterWallMs: WALL + 11_000 } }, 'little proof left: the call ends with it');
   await bounded.completeHandoff(node, { ticket: new Uint8Array(), term: 4n, headNumber: 1, headHash: '' }, 5n, 3000, 'commit');
-  t.same(calls.pop(), { what: 'complete', options: { notAfterMonoMs: 11_000 } });
+  t.same(calls.pop(), { what: 'complete', options: { notAfterMonoMs: 11_000, notAfterWallMs: WALL + 11_000 } });
   now = 10_998;
   await t.rejects(bounded.start(node, grant), { code: 'FENCED' }, 'no proof: FENCED');
   t.same(calls, [], 'and nothing was sent');

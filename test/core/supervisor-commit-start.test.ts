@@ -71,6 +71,7 @@ t.test('a commit-mode restart under the same term carries the head committed sin
     ops: new EtcdOperationStore(etcd, keys, { clock: loop }),
     nodes,
     clock: loop,
+    maxClockSkewMs: 0,
     scheduler: loop.scheduler(),
     proof: { provenUntilMs: () => Infinity },
     slots: { acquire: async () => async () => undefined },

@@ -76,6 +76,7 @@ async function takeover(previousMode: FencingMode): Promise<{ startedAfterMs: nu
     ops: new EtcdOperationStore(etcd, keys, { clock: loop }),
     nodes,
     clock: loop,
+    maxClockSkewMs: 0,
     scheduler: loop.scheduler(),
     proof: { provenUntilMs: () => Infinity },
     slots: { acquire: async () => async () => undefined },

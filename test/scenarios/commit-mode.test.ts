@@ -103,7 +103,7 @@ t.test('commit mode: an active frozen (SIGSTOP) past the failover wakes up fence
   t.ok(failedOverMs < leaseTtlMs, `frozen -> new active producing in ${failedOverMs} ms, within the node lease TTL ${leaseTtlMs} ms`);
   // Sharper, from the old node's own log: the new active's first block came before the end of the
   // last lease the node was granted before it froze. (Only those: a renewal that reached it while
-  // frozen is accepted when it wakes, as grpc-js dates a call's deadline from when it reads it.)
+  // frozen is refused when it wakes, being past its not_after_unix_ms.)
   const oldLeaseEnd = Math.max(...readActivityLog(old.logFile)
     .flatMap((e) => ((e.ev === 'lease-granted' || e.ev === 'lease-renewed') && BigInt(e.term) === first.term && e.t < frozenAt ? [e.expiresAt] : [])));
   const firstNew = blocksOf(fresh.logFile).find((b) => BigInt(b.term) === next.term)!;

@@ -61,6 +61,15 @@ export class GrpcNodeControl implements NodeControl {
     return { deadlineMs: Math.min(this.deadlineMs, Math.max(0.001, notAfter - systemClock.monoMs())) };
   }
 
+  /**
+   * The absolute deadline a lease-granting request carries (not_after_unix_ms): the caller's end on
+   * the wall clock, or the adapter's own deadline from now. Rounded down: never later than the end.
+   */
+  private notAfterUnixMs(options: NodeCallOptions | undefined): bigint {
+    const wall = options?.notAfterWallMs ?? systemClock.wallMs() + this.deadlineMs;
+    return BigInt(Math.floor(wall));
+  }
+
   private async call<T>(node: NodeSpec, rpc: string, fn: (c: ControlClient) => Promise<T>): Promise<T> {
     try {
       return await fn(this.client(node));
@@ -102,6 +111,7 @@ export class GrpcNodeControl implements NodeControl {
         chainId: grant.chainId,
         nodeId: node.id,
         fencingMode: wireMode(grant.mode),
+        notAfterUnixMs: this.notAfterUnixMs(options),
         unsafe: head && {
           l2Number: BigInt(head.number),
           l2Hash: fromHex(head.hash),
@@ -117,7 +127,10 @@ export class GrpcNodeControl implements NodeControl {
 
   async renew(node: NodeSpec, term: Term, ttlMs: number, options?: NodeCallOptions): Promise<void> {
     await this.call(node, 'RenewLease', (c) =>
-      c.renewLease({ leaseToken: termToToken(term), leaseTtlMs: BigInt(ttlMs), requester: this.requester }, this.deadline(options)),
+      c.renewLease(
+        { leaseToken: termToToken(term), leaseTtlMs: BigInt(ttlMs), requester: this.requester, notAfterUnixMs: this.notAfterUnixMs(options) },
+        this.deadline(options),
+      ),
     );
   }
 
@@ -147,6 +160,7 @@ export class GrpcNodeControl implements NodeControl {
         leaseTtlMs: BigInt(ttlMs),
         fencingMode: wireMode(mode),
         requester: this.requester,
+        notAfterUnixMs: this.notAfterUnixMs(options),
       }, this.deadline(options)),
     );
   }

@@ -39,7 +39,23 @@ export const protobufFileName = "evnode/admin/v1/control.proto";
  * same rule. A node whose lease lapses stops producing by itself, without being told. A node must
  * refuse (DEADLINE_EXCEEDED) a call whose deadline has passed by the time it would execute it:
  * Baton bounds each lease by send time + deadline + TTL, which assumes a one-way delay below the
- * deadline. Baton renews with a dedicated RPC (RenewLease) rather than piggy-backing on Health, so
+ * deadline.
+ *
+ * Absolute deadline. gRPC carries a deadline as a relative timeout that the server counts from when
+ * it READ the call, so a node that was frozen (SIGSTOP, VM pause, long GC) with a grant in its
+ * socket buffer would see a fresh deadline on waking and grant itself a full TTL long after Baton's
+ * bound ended. So every lease-granting request (StartSequencer, CompleteHandoff, RenewLease) also
+ * carries `not_after_unix_ms`, the call's end as wall-clock ms since the Unix epoch. A node must
+ *   - refuse (DEADLINE_EXCEEDED) the call, changing nothing, when its wall clock is past
+ *     `not_after_unix_ms` when it would execute it; and
+ *   - not let the lease it grants end later than `not_after_unix_ms + lease_ttl_ms` on its wall
+ *     clock: at acceptance it converts once to its monotonic clock, granting
+ *     min(lease_ttl_ms, not_after_unix_ms + lease_ttl_ms - wall_now) from that moment.
+ * 0 (absent) means no absolute deadline: the node may accept the call as before. Baton always sets
+ * it. This makes lease safety depend on the node's wall clock not being behind Baton's by more than
+ * Baton's `node.maxClockSkewMs` (default 100 ms), which Baton adds to every lease bound: run NTP.
+ *
+ * Baton renews with a dedicated RPC (RenewLease) rather than piggy-backing on Health, so
  * that probing a node never has a side effect and a renewal is fenced like every other command.
  *
  * Errors (gRPC status):
@@ -138,6 +154,11 @@ export interface StartSequencerRequest {
    * In this mode `unsafe` is exact: the node continues from it.
    */
   fencingMode: FencingMode;
+  /**
+   * Wall-clock ms since the Unix epoch after which the node must not accept this call, and the
+   * latest wall-clock end of the lease it grants is this + lease_ttl_ms. 0: not set (see above).
+   */
+  notAfterUnixMs: bigint;
 }
 
 export interface StartSequencerResponse {
@@ -204,6 +225,8 @@ export interface CompleteHandoffRequest {
   leaseTtlMs: bigint;
   /** as in StartSequencerRequest */
   fencingMode: FencingMode;
+  /** as in StartSequencerRequest */
+  notAfterUnixMs: bigint;
 }
 
 export interface CompleteHandoffResponse {
@@ -261,6 +284,8 @@ export interface RenewLeaseRequest {
   leaseToken: Buffer;
   leaseTtlMs: bigint;
   requester: string;
+  /** as in StartSequencerRequest */
+  notAfterUnixMs: bigint;
 }
 
 export interface RenewLeaseResponse {
@@ -575,6 +600,7 @@ function createBaseStartSequencerRequest(): StartSequencerRequest {
     chainId: "",
     nodeId: "",
     fencingMode: 0,
+    notAfterUnixMs: 0n,
   };
 }
 
@@ -612,6 +638,12 @@ export const StartSequencerRequest: MessageFns<StartSequencerRequest> = {
     }
     if (message.fencingMode !== 0) {
       writer.uint32(80).int32(message.fencingMode);
+    }
+    if (message.notAfterUnixMs !== 0n) {
+      if (BigInt.asUintN(64, message.notAfterUnixMs) !== message.notAfterUnixMs) {
+        throw new globalThis.Error("value provided for field message.notAfterUnixMs of type uint64 too large");
+      }
+      writer.uint32(88).uint64(message.notAfterUnixMs);
     }
     return writer;
   },
@@ -709,6 +741,14 @@ export const StartSequencerRequest: MessageFns<StartSequencerRequest> = {
             message.fencingMode = reader.int32() as any;
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.notAfterUnixMs = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -761,6 +801,11 @@ export const StartSequencerRequest: MessageFns<StartSequencerRequest> = {
         : isSet(object.fencing_mode)
         ? fencingModeFromJSON(object.fencing_mode)
         : 0,
+      notAfterUnixMs: isSet(object.notAfterUnixMs)
+        ? BigInt(object.notAfterUnixMs)
+        : isSet(object.not_after_unix_ms)
+        ? BigInt(object.not_after_unix_ms)
+        : 0n,
     };
   },
 
@@ -796,6 +841,9 @@ export const StartSequencerRequest: MessageFns<StartSequencerRequest> = {
     if (message.fencingMode !== 0) {
       obj.fencingMode = fencingModeToJSON(message.fencingMode);
     }
+    if (message.notAfterUnixMs !== 0n) {
+      obj.notAfterUnixMs = message.notAfterUnixMs.toString();
+    }
     return obj;
   },
 
@@ -818,6 +866,9 @@ export const StartSequencerRequest: MessageFns<StartSequencerRequest> = {
     message.chainId = object.chainId ?? "";
     message.nodeId = object.nodeId ?? "";
     message.fencingMode = object.fencingMode ?? 0;
+    message.notAfterUnixMs = (object.notAfterUnixMs !== undefined && object.notAfterUnixMs !== null)
+      ? BigInt(object.notAfterUnixMs)
+      : 0n;
     return message;
   },
 };
@@ -1642,6 +1693,7 @@ function createBaseCompleteHandoffRequest(): CompleteHandoffRequest {
     leaseToken: Buffer.alloc(0),
     leaseTtlMs: 0n,
     fencingMode: 0,
+    notAfterUnixMs: 0n,
   };
 }
 
@@ -1667,6 +1719,12 @@ export const CompleteHandoffRequest: MessageFns<CompleteHandoffRequest> = {
     }
     if (message.fencingMode !== 0) {
       writer.uint32(48).int32(message.fencingMode);
+    }
+    if (message.notAfterUnixMs !== 0n) {
+      if (BigInt.asUintN(64, message.notAfterUnixMs) !== message.notAfterUnixMs) {
+        throw new globalThis.Error("value provided for field message.notAfterUnixMs of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.notAfterUnixMs);
     }
     return writer;
   },
@@ -1732,6 +1790,14 @@ export const CompleteHandoffRequest: MessageFns<CompleteHandoffRequest> = {
             message.fencingMode = reader.int32() as any;
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.notAfterUnixMs = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1772,6 +1838,11 @@ export const CompleteHandoffRequest: MessageFns<CompleteHandoffRequest> = {
         : isSet(object.fencing_mode)
         ? fencingModeFromJSON(object.fencing_mode)
         : 0,
+      notAfterUnixMs: isSet(object.notAfterUnixMs)
+        ? BigInt(object.notAfterUnixMs)
+        : isSet(object.not_after_unix_ms)
+        ? BigInt(object.not_after_unix_ms)
+        : 0n,
     };
   },
 
@@ -1795,6 +1866,9 @@ export const CompleteHandoffRequest: MessageFns<CompleteHandoffRequest> = {
     if (message.fencingMode !== 0) {
       obj.fencingMode = fencingModeToJSON(message.fencingMode);
     }
+    if (message.notAfterUnixMs !== 0n) {
+      obj.notAfterUnixMs = message.notAfterUnixMs.toString();
+    }
     return obj;
   },
 
@@ -1811,6 +1885,9 @@ export const CompleteHandoffRequest: MessageFns<CompleteHandoffRequest> = {
       ? BigInt(object.leaseTtlMs)
       : 0n;
     message.fencingMode = object.fencingMode ?? 0;
+    message.notAfterUnixMs = (object.notAfterUnixMs !== undefined && object.notAfterUnixMs !== null)
+      ? BigInt(object.notAfterUnixMs)
+      : 0n;
     return message;
   },
 };
@@ -2672,7 +2749,7 @@ export const StatusResponse: MessageFns<StatusResponse> = {
 };
 
 function createBaseRenewLeaseRequest(): RenewLeaseRequest {
-  return { leaseToken: Buffer.alloc(0), leaseTtlMs: 0n, requester: "" };
+  return { leaseToken: Buffer.alloc(0), leaseTtlMs: 0n, requester: "", notAfterUnixMs: 0n };
 }
 
 export const RenewLeaseRequest: MessageFns<RenewLeaseRequest> = {
@@ -2688,6 +2765,12 @@ export const RenewLeaseRequest: MessageFns<RenewLeaseRequest> = {
     }
     if (message.requester !== "") {
       writer.uint32(26).string(message.requester);
+    }
+    if (message.notAfterUnixMs !== 0n) {
+      if (BigInt.asUintN(64, message.notAfterUnixMs) !== message.notAfterUnixMs) {
+        throw new globalThis.Error("value provided for field message.notAfterUnixMs of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.notAfterUnixMs);
     }
     return writer;
   },
@@ -2729,6 +2812,14 @@ export const RenewLeaseRequest: MessageFns<RenewLeaseRequest> = {
             message.requester = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.notAfterUnixMs = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2754,6 +2845,11 @@ export const RenewLeaseRequest: MessageFns<RenewLeaseRequest> = {
         ? BigInt(object.lease_ttl_ms)
         : 0n,
       requester: isSet(object.requester) ? globalThis.String(object.requester) : "",
+      notAfterUnixMs: isSet(object.notAfterUnixMs)
+        ? BigInt(object.notAfterUnixMs)
+        : isSet(object.not_after_unix_ms)
+        ? BigInt(object.not_after_unix_ms)
+        : 0n,
     };
   },
 
@@ -2768,6 +2864,9 @@ export const RenewLeaseRequest: MessageFns<RenewLeaseRequest> = {
     if (message.requester !== "") {
       obj.requester = message.requester;
     }
+    if (message.notAfterUnixMs !== 0n) {
+      obj.notAfterUnixMs = message.notAfterUnixMs.toString();
+    }
     return obj;
   },
 
@@ -2781,6 +2880,9 @@ export const RenewLeaseRequest: MessageFns<RenewLeaseRequest> = {
       ? BigInt(object.leaseTtlMs)
       : 0n;
     message.requester = object.requester ?? "";
+    message.notAfterUnixMs = (object.notAfterUnixMs !== undefined && object.notAfterUnixMs !== null)
+      ? BigInt(object.notAfterUnixMs)
+      : 0n;
     return message;
   },
 };
