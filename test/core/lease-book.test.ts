@@ -23,3 +23,17 @@ t.test('the inherited bound is waived when the previous supervisor granted only 
   book.sent('a1', 6_000, TTL, 'lease');
   t.equal(book.view('b2', TTL).oldLeasesEndMs, 6_000 + DEADLINE + TTL, 'its own lease-mode grants still count');
 });
+
+t.test('leaseGrantsLive: any lease-mode grant that may still be valid, the leader\'s own included', async (t) => {
+  const book = new LeaseBook(0, DEADLINE);
+  t.equal(book.leaseGrantsLive(DEADLINE + TTL - 1, TTL), true, "the predecessor's possible grants, until their bound");
+  t.equal(book.leaseGrantsLive(DEADLINE + TTL, TTL), false, 'then none');
+  book.sent('a1', 10_000, TTL, 'lease');
+  t.equal(book.leaseGrantsLive(10_000 + DEADLINE + TTL - 1, TTL), true, "a1's lease-mode grant, whoever leads now");
+  t.equal(book.leaseGrantsLive(10_000 + DEADLINE + TTL, TTL), false, 'until its bound');
+  book.sent('a1', 20_000, TTL, 'commit');
+  t.equal(book.leaseGrantsLive(20_000, TTL), false, 'commit-mode grants do not count');
+  const waived = new LeaseBook(0, DEADLINE);
+  waived.waiveInherited();
+  t.equal(waived.leaseGrantsLive(0, TTL), false, 'a waived inheritance does not count');
+});
