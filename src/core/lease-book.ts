@@ -66,6 +66,15 @@ export class LeaseBook {
     this.inheritedWaived = true;
   }
 
+  /**
+   * Whether a lease-mode grant this supervisor knows of (its own, or its predecessor's unless
+   * waived) may still be valid: written with a new term, so that a successor does not waive it.
+   */
+  leaseGrantsLive(nowMs: number, ttlMs: number): boolean {
+    if (!this.inheritedWaived && nowMs < this.acquiredAtMs + this.windowMs + ttlMs) return true;
+    return [...this.bound.values()].some((bound) => nowMs < bound);
+  }
+
   view(leaderId: string | undefined, ttlMs: number): LeaseView {
     let oldLeasesEndMs = this.inheritedWaived ? 0 : this.acquiredAtMs + this.windowMs + ttlMs;
     for (const [nodeId, bound] of this.bound) {

@@ -29,9 +29,12 @@ export interface ChainState {
   readonly leader: LeaderRecord | undefined;
   /**
    * The fencing mode of the term the leader replaced, as written with it (undefined: first leader,
-   * or not known). Both commit mode: no grant anyone sent under either term needs waiting out.
+   * or not known). Both commit mode: no grant anyone sent under either term needs waiting out,
+   * unless `leaseGrantsLive` says a lease-mode grant of a term before them may still be valid.
    */
   readonly previousMode?: FencingMode;
+  /** As written with the leader record: see NewLeader.leaseGrantsLive. */
+  readonly leaseGrantsLive?: boolean;
   readonly head: UnsafeHead | undefined;
   /** Mod revision of the head key (0n when absent); recordHead compares it. */
   readonly headRevision: bigint;
@@ -72,6 +75,12 @@ export interface NewLeader {
   readonly mode: LeaderRecord['mode'];
   /** The fencing mode of the term this one replaces (undefined: the first leader). */
   readonly previousMode?: FencingMode;
+  /**
+   * True when the writer knew of a lease-mode grant (of any earlier term) that may still be valid.
+   * previousMode looks one term back only: lease -> commit -> commit within one lease TTL leaves a
+   * live lease two terms back, which a supervisor taking over must still wait out.
+   */
+  readonly leaseGrantsLive?: boolean;
   /** Break-glass: the override record, written in the same txn (so it holds from this term on). */
   readonly override?: OverrideRecord;
   /**

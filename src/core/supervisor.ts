@@ -278,8 +278,9 @@ export class ChainSupervisor {
     this.stateReadAtMs = this.now();
     const prevTerm = this.state?.leader?.term;
     // As the chain was when this replica took it over: if neither the leader's term nor the one
-    // before it is lease mode, no grant the previous supervisor sent needs waiting out.
-    if (this.state === undefined && state?.leader?.mode === 'commit' && state.previousMode === 'commit') this.leases.waiveInherited();
+    // before it is lease mode, and the writer knew of no live lease-mode grant of an older term,
+    // no grant the previous supervisor sent needs waiting out.
+    if (this.state === undefined && state?.leader?.mode === 'commit' && state.previousMode === 'commit' && !state.leaseGrantsLive) this.leases.waiveInherited();
     this.state = state;
     if (state) this.spec = state.spec;
     if (state?.leader?.term !== prevTerm) this.leaderHasProduced = false;
@@ -500,7 +501,15 @@ export class ChainSupervisor {
     const term = await this.deps.store.writeLeader(
       this.deps.fence,
       previous?.term,
-      { nodeId: to, reason, fromHead, mode: this.spec.policy.fencingMode, previousMode: previous?.mode, ...breakGlass },
+      {
+        nodeId: to,
+        reason,
+        fromHead,
+        mode: this.spec.policy.fencingMode,
+        previousMode: previous?.mode,
+        leaseGrantsLive: this.leases.leaseGrantsLive(this.now(), this.spec.policy.leaseTtlMs),
+        ...breakGlass,
+      },
       {
         nodeId: to,
         previousNodeId: previous?.nodeId,

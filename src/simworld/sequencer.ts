@@ -153,6 +153,12 @@ export class SimSequencer {
     const term = grant.term;
     this.refuseStale(term);
     const head = grant.head;
+    // Refused before anything changes, as src/sim/node.ts does: a repeated start of the active term
+    // may carry the node's own block whose commit has not answered yet as the committed head;
+    // adopting it here and publishing it once the commit answers appended it twice, and every
+    // height above it pointed one block too low from then on (simworld seed 7000008: HEAD_MISMATCH
+    // on every later start).
+    if (this.lease?.term === term && this.leaseValid()) throw new BatonError('ALREADY_ACTIVE', `already active under term ${term}`);
     // A committed block that never left its producer (it stopped or died between commit and
     // publish) is one past this node's head: adopt it (src/sim/node.ts adoptCommitted). In either
     // mode: a chain switched from commit to lease mode starts its lease term from that head too,
@@ -163,7 +169,6 @@ export class SimSequencer {
       if (!have) throw new BatonError('HEAD_BEHIND', `head behind: have ${this.head.number} need ${head.number}`);
       if (head.hash !== '' && have.hash !== head.hash) throw new BatonError('HEAD_MISMATCH', `head mismatch at ${head.number}`);
     }
-    if (this.lease?.term === term && this.leaseValid()) throw new BatonError('ALREADY_ACTIVE', `already active under term ${term}`);
     this.activate(term, grant.ttlMs, undefined, 'start', grant.mode);
   }
 

@@ -31,6 +31,7 @@ interface StoredLeader {
   nodeId: string;
   mode: LeaderRecord['mode'];
   previousMode?: LeaderRecord['mode'];
+  leaseGrantsLive?: boolean;
   sinceMs: number;
   reason: string;
   fromHead: number;
@@ -155,6 +156,7 @@ export class EtcdChainStore implements ChainStore {
     const leaderKey = this.keys.leader(chainId);
     const leader: StoredLeader = { nodeId: next.nodeId, mode: next.mode, sinceMs: history.atMs, reason: next.reason, fromHead: next.fromHead };
     if (next.previousMode !== undefined) leader.previousMode = next.previousMode;
+    if (next.leaseGrantsLive) leader.leaseGrantsLive = true;
     const entry: StoredTermRecord = {
       nodeId: history.nodeId,
       previousNodeId: history.previousNodeId ?? null,
@@ -434,13 +436,14 @@ function toCommitBase(leader: IKeyValue | undefined, head: IKeyValue | undefined
   };
 }
 
-/** The leader record and the mode of the term it replaced, from one parse of the leader key. */
-function toLeaderState(kv: IKeyValue | undefined): Pick<ChainState, 'leader' | 'previousMode'> {
-  if (!kv) return { leader: undefined, previousMode: undefined };
+/** The leader record and what it says of the terms before it, from one parse of the leader key. */
+function toLeaderState(kv: IKeyValue | undefined): Pick<ChainState, 'leader' | 'previousMode' | 'leaseGrantsLive'> {
+  if (!kv) return { leader: undefined, previousMode: undefined, leaseGrantsLive: undefined };
   const v = parseJson<StoredLeader>(kv);
   return {
     leader: { nodeId: v.nodeId, term: toRevision(kv.mod_revision), mode: v.mode, sinceMs: v.sinceMs, reason: v.reason, fromHead: v.fromHead },
     previousMode: v.previousMode,
+    leaseGrantsLive: v.leaseGrantsLive === true,
   };
 }
 
