@@ -35,6 +35,9 @@ const USAGE = `usage: npm run bench:commit -- [options]
   --seconds S     how long the commits run (default 20); the raw put rate runs as long
   --replicas N    Baton replicas (clients) the chains' commits are spread over (default 1)
   --no-batch      one etcd request per commit (default: group commit, see commit-batcher.ts)
+  --rate R        offered load: R commits a second in all, each chain one every chains/R s (as
+                  a node commits once per block); latencies count from when a commit was due.
+                  Default: closed loops (each chain's next commit as soon as the last is answered)
   --via W         call: the ControlPlane in this process (default); grpc: real \`baton serve\`
                   replicas over gRPC, one connection per chain (--no-batch does not apply)`;
 
@@ -44,6 +47,8 @@ interface Options {
   replicas: number;
   batch: boolean;
   via: 'call' | 'grpc';
+  /** Offered commits per second in all; undefined: closed loops. */
+  rate: number | undefined;
 }
 
 function parseOptions(argv: string[]): Options | undefined {
@@ -55,6 +60,7 @@ function parseOptions(argv: string[]): Options | undefined {
       replicas: { type: 'string', default: '1' },
       'no-batch': { type: 'boolean', default: false },
       via: { type: 'string', default: 'call' },
+      rate: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -62,7 +68,7 @@ function parseOptions(argv: string[]): Options | undefined {
   const int = intOption;
   if (values.via !== 'call' && values.via !== 'grpc') throw new Error(`--via: call or grpc, got ${values.via}`);
   if (values.via === 'grpc' && values['no-batch']) throw new Error('--no-batch: the replicas batch as configured; it applies to --via call only');
-  return { chains: int('chains', values.chains, 1, 10_000), seconds: int('seconds', values.seconds, 1, 3600), replicas: int('replicas', values.replicas, 1, 8), batch: !values['no-batch'], via: values.via };
+  return { chains: int('chains', values.chains, 1, 10_000), seconds: int('seconds', values.seconds, 1, 3600), replicas: int('replicas', values.replicas, 1, 8), batch: !values['no-batch'], via: values.via, rate: values.rate === undefined ? undefined : int('rate', values.rate, 1, 1_000_000) };
 }
 
 const hashOf = (chain: number, n: number) => `${chain.toString(16).padStart(8, '0')}${n.toString(16).padStart(56, '0')}`;
@@ -71,17 +77,26 @@ function specOf(id: string): ChainSpec {
   return { id, genesisHash: '', nodes: [{ id: 'n1', endpoint: '127.0.0.1:1', priority: 0, zone: 'z' }], policy: { ...DEFAULT_POLICY, fencingMode: 'commit' } };
 }
 
-/** Runs `loops` closed loops of `op` until `ms` have passed; latencies of the ops that finished. */
-async function closedLoops(loops: number, ms: number, op: (loop: number, i: number) => Promise<void>): Promise<{ done: number; latencies: number[]; elapsedMs: number }> {
+/**
+ * Runs `loops` loops of `op` until `ms` have passed; latencies of the ops that finished. Closed
+ * (`everyMs` undefined): each loop sends its next op as soon as the last one is answered, which
+ * measures capacity. Paced: each loop sends one op every `everyMs` (as a node commits once per
+ * block), and a latency counts from when the op was due, so a late send is not hidden.
+ */
+async function runLoops(loops: number, ms: number, everyMs: number | undefined, op: (loop: number, i: number) => Promise<void>): Promise<{ done: number; latencies: number[]; elapsedMs: number }> {
   const latencies: number[] = [];
   const start = performance.now();
   const end = start + ms;
   await Promise.all(
     Array.from({ length: loops }, async (_, loop) => {
-      for (let i = 0; performance.now() < end; i++) {
-        const t0 = performance.now();
+      // Paced loops start spread over one interval, as the blocks of many chains are.
+      let due = start + (everyMs === undefined ? 0 : (everyMs * loop) / loops);
+      for (let i = 0; due < end && performance.now() < end; i++) {
+        if (everyMs !== undefined) await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
+        const t0 = everyMs === undefined ? performance.now() : due;
         await op(loop, i);
         latencies.push(performance.now() - t0);
+        due = everyMs === undefined ? performance.now() : due + everyMs;
       }
     }),
   );
@@ -90,7 +105,7 @@ async function closedLoops(loops: number, ms: number, op: (loop: number, i: numb
 
 async function run(opts: Options): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'baton-bench-commit-'));
-  say(`bench:commit chains=${opts.chains} seconds=${opts.seconds} replicas=${opts.replicas} batch=${opts.batch} via=${opts.via} cpus=${cpus().length} load=${loadavg()[0]!.toFixed(2)} dir=${dir}`);
+  say(`bench:commit chains=${opts.chains} seconds=${opts.seconds} replicas=${opts.replicas} batch=${opts.batch} via=${opts.via} rate=${opts.rate ?? 'closed'} cpus=${cpus().length} load=${loadavg()[0]!.toFixed(2)} dir=${dir}`);
   const cluster = await EtcdCluster.start({ members: 1 });
   const keys = new EtcdKeys('/baton/');
   const clients = Array.from({ length: opts.replicas }, () => createEtcdClient({ endpoints: cluster.endpoints }));
@@ -141,7 +156,14 @@ async function run(opts: Options): Promise<number> {
         if (outcome.kind !== 'committed') throw new Error(`${ids[loop]} block ${n}: ${outcome.kind} (${outcome.reason})`);
       };
     }
-    const commits = await closedLoops(opts.chains, opts.seconds * 1000, async (loop) => {
+    // Untimed: each chain's first commit (over gRPC it also opens the chain's connection, which a
+    // running node holds open).
+    await Promise.all(ids.map(async (_, loop) => {
+      await commitOne(loop, 1);
+      heads[loop] = 1;
+    }));
+    const everyMs = opts.rate === undefined ? undefined : (opts.chains * 1000) / opts.rate;
+    const commits = await runLoops(opts.chains, opts.seconds * 1000, everyMs, async (loop) => {
       const n = heads[loop]! + 1;
       await commitOne(loop, n);
       heads[loop] = n;
@@ -150,7 +172,7 @@ async function run(opts: Options): Promise<number> {
     const lost = (await Promise.all(ids.map(async (id, i) => ((await stores[0]!.read(id))?.head?.number ?? 0) !== heads[i]))).filter(Boolean).length;
     say(`commits: ${commits.done} in ${Math.round(commits.elapsedMs)} ms; chains whose recorded head differs from their last acknowledged commit: ${lost}`);
 
-    const raw = await closedLoops(opts.chains, opts.seconds * 1000, async (loop, i) => {
+    const raw = await runLoops(opts.chains, opts.seconds * 1000, everyMs, async (loop, i) => {
       await clients[loop % clients.length]!.put(`/bench-raw/${loop}`).value(String(i)).exec();
     });
     say(`raw puts: ${raw.done} in ${Math.round(raw.elapsedMs)} ms`);
@@ -170,6 +192,7 @@ async function run(opts: Options): Promise<number> {
       replicas: opts.replicas,
       batch: opts.batch,
       via: opts.via,
+      offered_per_s: opts.rate ?? null,
       lost_commits: lost,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
