@@ -61,13 +61,18 @@ export async function rejectsWith(t: Test, p: Promise<unknown>, code: ErrorCode,
   }
 }
 
-export function chainStoreContract(t: Test, makeStore: () => Promise<ContractHarness>): void {
-  const withStore = (name: string, fn: (t: Test, h: ContractHarness) => Promise<void>) =>
+/** `t.test(name)` on a fresh store from `makeStore`, closed when the test ends. */
+export function storeTests(t: Test, makeStore: () => Promise<ContractHarness>) {
+  return (name: string, fn: (t: Test, h: ContractHarness) => Promise<void>) =>
     t.test(name, async (t) => {
       const h = await makeStore();
       t.teardown(() => h.close());
       await fn(t, h);
     });
+}
+
+export function chainStoreContract(t: Test, makeStore: () => Promise<ContractHarness>): void {
+  const withStore = storeTests(t, makeStore);
 
   /** A chain with a spec and this harness as its supervisor. */
   async function supervised(h: ContractHarness, id: string) {

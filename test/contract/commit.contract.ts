@@ -5,17 +5,12 @@ import type { UnsafeHead } from '../../src/core/chain.js';
 import { isBatonError } from '../../src/core/errors.js';
 import type { ChainStore, NewLeader } from '../../src/core/ports.js';
 import type { Term } from '../../src/core/term.js';
-import { headOf, historyOf, leaderOf, rejectsWith, specOf, type ContractHarness } from './chain-store.contract.js';
+import { headOf, historyOf, leaderOf, rejectsWith, specOf, storeTests, type ContractHarness } from './chain-store.contract.js';
 
 const commitLeader = (nodeId: string): NewLeader => ({ nodeId, reason: `make ${nodeId} active`, fromHead: 0, mode: 'commit' });
 
 export function commitContract(t: Test, makeStore: () => Promise<ContractHarness>): void {
-  const withStore = (name: string, fn: (t: Test, h: ContractHarness) => Promise<void>) =>
-    t.test(name, async (t) => {
-      const h = await makeStore();
-      t.teardown(() => h.close());
-      await fn(t, h);
-    });
+  const withStore = storeTests(t, makeStore);
 
   /** A chain with a spec and this harness as its supervisor; `write` makes a commit-mode term. */
   async function supervised(h: ContractHarness, id: string) {
