@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { runCtl, type CtlIo } from '../../src/cli/ctl.js';
 import { SseDecoder } from '../../src/cli/ctl/api.js';
 import { DEFAULT_URL, parseCtlArgs, parseTime } from '../../src/cli/ctl/args.js';
-import { formatAge, formatChainList, formatHistory, formatPlan, table } from '../../src/cli/ctl/format.js';
+import { formatAge, formatChainList, formatChainView, formatHistory, formatPlan, table } from '../../src/cli/ctl/format.js';
 import { waitFor } from '../../src/devstack/process.js';
 import { startStack } from '../helpers/stack.js';
 
@@ -145,6 +145,16 @@ t.test('format: aligned columns, no trailing spaces, no colour unless asked', as
   t.match(plan, /a3\s+standby\s+yes\s+10\s+0\s+no\s+lagging 9 blocks/);
   t.match(plan, /nothing was changed/);
   t.match(formatPlan({ from: 'a1', to: null, reason: 'no eligible standby', nodes: [] }), /^plan: no failover possible/);
+
+  const view = (specMode: string | undefined, leaderMode: string | undefined) => formatChainView({
+    id: 'chain-a',
+    leader: { nodeId: 'a1', term: '20', reason: 'elected', sinceMs: NOW, fromHead: 0, ...(leaderMode ? { mode: leaderMode } : {}) },
+    ...(specMode ? { spec: { policy: { fencingMode: specMode } } } : {}),
+    unsafeHead: null, supervisor: 'r1', nodes: [], lastFailover: null, decision: null,
+  }, NOW);
+  t.match(view('commit', 'commit'), /\nfencing\s+commit\n/, 'the fencing mode, under the leader');
+  t.match(view('commit', 'lease'), /\nfencing\s+commit \(term 20 is still lease mode: switching\)\n/, 'a switch under way says so');
+  t.notMatch(view(undefined, undefined), /fencing/, 'an API that sends neither: no line');
 });
 
 t.test('SSE decoder: split chunks, multi-line data, comments', async (t) => {
@@ -388,6 +398,7 @@ t.test('CLI against a real stack', async (t) => {
     const s = await run('status', 'chain-a');
     t.equal(s.code, 0, s.stderr);
     t.match(s.stdout, new RegExp(`leader\\s+${first.nodeId}\\s+term ${first.term}`));
+    t.match(s.stdout, /\nfencing\s+lease\n/, 'the fencing mode of the real chain');
     for (const n of ['a1', 'a2', 'a3']) t.match(s.stdout, new RegExp(`\\n${n}\\s+(active|standby)\\s+yes`), `${n} listed`);
     const sj = JSON.parse((await run('status', 'chain-a', '--json')).stdout) as { leader: { nodeId: string } };
     t.equal(sj.leader.nodeId, first.nodeId);

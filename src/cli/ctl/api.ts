@@ -45,7 +45,9 @@ export interface TermJson {
 
 export interface ChainView {
   readonly id: string;
-  readonly leader: { nodeId: string; term: string; reason: string; sinceMs: number; fromHead: number } | null;
+  readonly leader: { nodeId: string; term: string; reason: string; sinceMs: number; fromHead: number; mode?: string } | null;
+  /** The chain spec; only its fencing mode is shown. */
+  readonly spec?: { readonly policy?: { readonly fencingMode?: string } };
   readonly unsafeHead: { number: number; hash: string; timestamp: number; term: string; nodeId: string } | null;
   readonly supervisor: string | null;
   readonly nodes: readonly NodeViewJson[];

@@ -77,10 +77,20 @@ export function chainState(c: Pick<ChainListItem, 'states' | 'paused' | 'leader'
   return states.size === 0 ? 'ok' : [...states].join(',');
 }
 
+/** The chain's fencing mode: the spec's, and the leader term's while they differ (a switch under way). */
+function fencingText(v: ChainView): string | undefined {
+  const wanted = v.spec?.policy?.fencingMode;
+  const held = v.leader?.mode;
+  if (wanted === undefined || held === undefined || wanted === held) return wanted ?? held;
+  return `${wanted} (term ${v.leader!.term} is still ${held} mode: switching)`;
+}
+
 export function formatChainView(v: ChainView, nowMs: number, style: Style = PLAIN): string {
   const lines: [string, string][] = [['chain', v.id]];
   const l = v.leader;
   lines.push(['leader', l ? `${l.nodeId}  term ${l.term}  since ${formatTime(l.sinceMs)}  from head ${l.fromHead}  (${l.reason})` : 'none']);
+  const fencing = fencingText(v);
+  if (fencing) lines.push(['fencing', fencing]);
   const h = v.unsafeHead;
   lines.push(['head', h ? `#${h.number}  ${shortHash(h.hash)}  age ${formatAge(headAgeS(h.timestamp, nowMs) ?? 0)}  by ${h.nodeId} in term ${h.term}` : 'none recorded']);
   lines.push(['supervisor', orDash(v.supervisor)]);
