@@ -66,6 +66,8 @@ export class OperationRunner {
   /** Unfinished operations of the chain, by id, as last written. */
   private readonly ops = new Map<string, Operation>();
   private readonly startedAtMs = new Map<string, number>();
+  /** Failovers and switchovers: since when they are due and wait for current reports (reportsCurrent). */
+  private readonly dueAtMs = new Map<string, number>();
   /** Switchovers held back until the active's lease is renewed (see leaseTooShort), since when. */
   private readonly deferredAtMs = new Map<string, number>();
   private cancelTimer: (() => void) | undefined;
@@ -159,9 +161,8 @@ export class OperationRunner {
             this.wakeAfter(wait);
             continue;
           }
-          // A supervisor that just took over has not heard from every node yet: choosing now would
-          // refuse candidates (and the leader) only because their first probe is still in flight.
-          if (!this.probed()) continue;
+          // Choose on current reports only (see reportsCurrent).
+          if (!this.reportsCurrent(op)) continue;
           if (op.params.kind === 'switchover' && this.leaseTooShort(op)) continue;
           const params = op.params;
           await this.traced(op, () => (params.kind === 'failover' ? this.failover(op, params) : runSwitchover(this.switchoverContext, op, params)));
@@ -199,6 +200,7 @@ export class OperationRunner {
       if (wanted.has(id)) continue;
       this.ops.delete(id);
       this.startedAtMs.delete(id);
+      this.dueAtMs.delete(id);
       this.deferredAtMs.delete(id);
     }
     if (intents.every((id) => this.ops.has(id))) return;
@@ -215,6 +217,28 @@ export class OperationRunner {
   private probed(): boolean {
     const seen = this.host.observations();
     return this.host.spec().nodes.every((n) => seen.has(n.id));
+  }
+
+  /**
+   * Whether the nodes' reports are current enough to choose a target by. A supervisor that just
+   * took over has not heard from every node yet. And while a chain is steady its standbys are
+   * asked only every few rounds (probe-plan.ts), so a standby's last report can be a second old
+   * and look behind a head that moved meanwhile: a caught-up standby would be refused as behind.
+   * With the operation under way every node is asked every round, so one round after the
+   * operation became due (the first call here) every node that answers has reported; after two
+   * rounds the choice is made on what there is.
+   */
+  private reportsCurrent(op: Operation): boolean {
+    if (!this.probed()) return false;
+    const now = this.host.monoMs();
+    const since = this.dueAtMs.get(op.id) ?? now;
+    this.dueAtMs.set(op.id, since);
+    if (now - since >= 2 * this.host.spec().policy.probeIntervalMs) return true;
+    const seen = this.host.observations();
+    return this.host.spec().nodes.every((n) => {
+      const obs = seen.get(n.id)!;
+      return obs.reportAtMs >= since || obs.consecutiveFailures > 0;
+    });
   }
 
   /**
@@ -254,6 +278,7 @@ export class OperationRunner {
     if (isFinal(next.state)) {
       this.ops.delete(op.id);
       this.startedAtMs.delete(op.id);
+      this.dueAtMs.delete(op.id);
       this.deferredAtMs.delete(op.id);
     } else {
       this.ops.set(op.id, next);
